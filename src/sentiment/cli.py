@@ -1,0 +1,265 @@
+"""The ``sentiment`` command: a thin Typer layer over the library.
+
+Heavy libraries (torch, gensim, pandas, scikit-learn) are imported inside the commands that use them, so
+``sentiment --help`` and ``sentiment predict`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sentiment import __version__
+from sentiment.errors import SentimentError
+
+app = typer.Typer(
+    name="sentiment",
+    help="Train, evaluate and serve text-sentiment classifiers (Word2Vec averaging + a PyTorch MLP).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Inspect and check config files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file (see configs/).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key: --set training.epochs=10 (repeatable)."),
+]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="Model directory (default: the one the last `train` wrote)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only results and warnings; no progress.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail (per-stage timings as they end).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sentiment {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train, evaluate and serve text-sentiment classifiers.
+
+    sentiment train --config configs/default.yaml   |   sentiment eval   |   sentiment predict "a gripping film"
+    """
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname_lower)s: %(message)s"))
+    handler.addFilter(_LowerLevel())
+    logger = logging.getLogger("sentiment")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet or not verbose else logging.INFO)
+    logger.propagate = False
+
+
+class _LowerLevel(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelname_lower = record.levelname.lower()
+        return True
+
+
+@app.command()
+def train(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Model directory to write (default: output_dir/<config>).")
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download/read the data, train Word2Vec and the MLP, evaluate on the test split, save the model."""
+    from sentiment.config import load_config
+    from sentiment.pipeline import train as run_train
+    from sentiment.progress import Reporter
+
+    _setup_logging(quiet, verbose)
+    cfg = load_config(config, set_ or [])
+    reporter = Reporter(quiet=quiet, verbose=verbose)
+    result = run_train(cfg, output, config_name=config.stem, reporter=reporter)
+    reporter.timing_table()
+    from sentiment.report import print_metrics
+
+    print_metrics(result.metrics, title="Test metrics", validation=result.val_metrics)
+    typer.echo(f"model saved to {result.model_dir} (report: metrics.json, history.csv, *.png)")
+
+
+@app.command("eval")
+def eval_(
+    model: ModelOpt = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Evaluate on this labelled file instead of the test split.")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", min=0.0, max=1.0, help="Decision threshold (default: the model's).")
+    ] = None,
+    json_: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Accuracy, precision, recall and F1 of a saved model."""
+    from sentiment.paths import resolve_model_dir
+    from sentiment.pipeline import evaluate_model
+
+    _setup_logging(quiet=json_, verbose=False)
+    metrics = evaluate_model(resolve_model_dir(model), data, threshold)
+    if json_:
+        typer.echo(json.dumps(metrics))
+        return
+    from sentiment.report import print_metrics
+
+    print_metrics(metrics, title=f"Evaluation on {metrics['source']}", per_class=True)
+
+
+def _read_lines(file: Path) -> list[str]:
+    if str(file) == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        if not file.is_file():
+            raise SentimentError(f"input file not found: {file}")
+        raw = file.read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
+
+
+@app.command()
+def predict(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    model: ModelOpt = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="One text per line ('-' for stdin), or a CSV/TSV/Parquet/JSONL file with a text column."
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="Text column of a table --file (default: the model's).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write predictions to this CSV (input columns + label).")
+    ] = None,
+    json_: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Label and probability of the positive class for each text."""
+    from sentiment.paths import resolve_model_dir
+    from sentiment.predictor import Predictor
+
+    if texts and file is not None:
+        raise SentimentError("give texts as arguments or --file, not both")
+    model_dir = resolve_model_dir(model)
+    predictor = Predictor.load(model_dir)
+    table = None
+    if file is not None and str(file) != "-" and file.name.lower().removesuffix(".gz").endswith(TABLE_SUFFIXES):
+        from sentiment.report import read_text_table
+
+        table, inputs = read_text_table(file, text_column or _model_text_column(model_dir))
+    elif file is not None:
+        inputs = _read_lines(file)
+        if not inputs:
+            raise SentimentError(f"no text to classify in {'standard input' if str(file) == '-' else file}")
+    else:
+        inputs = list(texts or [])
+        if not inputs:
+            raise SentimentError('no text given: sentiment predict "some text" (or --file FILE, --file - for stdin)')
+        if any(not t.strip() for t in inputs):
+            raise SentimentError("an empty text cannot be classified")
+    predictions = predictor.predict(inputs)
+    if output is not None:
+        from sentiment.report import write_predictions_csv
+
+        write_predictions_csv(output, predictions, table)
+        typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
+        return
+    if json_:
+        sys.stdout.write("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in predictions))
+        return
+    from sentiment.report import print_predictions
+
+    print_predictions(predictions)
+
+
+def _model_text_column(model_dir: Path) -> str:
+    import yaml
+
+    try:
+        raw = yaml.safe_load((model_dir / "config.yaml").read_text(encoding="utf-8"))
+        return str(raw["data"]["text_column"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "review"
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print the fully resolved config (defaults filled in, overrides applied) as YAML."""
+    from sentiment.config import load_config
+
+    typer.echo(load_config(config, set_ or []).to_yaml(), nl=False)
+
+
+@config_app.command("validate")
+def config_validate(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a config without training; exit 0 when it is valid."""
+    from sentiment.config import load_config
+    from sentiment.pipeline import check_compatible
+
+    check_compatible(load_config(config, set_ or []))
+    typer.echo(f"{config}: valid")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: bad input becomes a one-line message and exit status 2 (traceback with --debug)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("SENTIMENT_DEBUG") == "1"
+    try:
+        return app(args=args, prog_name="sentiment")
+    except SentimentError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `sentiment predict ... | head`: the reader left; not an error worth a traceback.
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        typer.echo(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,312 @@
+"""The configuration schema: one typed model, loaded from YAML, overridable with ``KEY=VALUE`` pairs.
+
+Every key has a default and a description; ``sentiment config show`` prints the resolved config and the
+README's reference table is generated from this schema (``scripts/gen_config_docs.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sentiment.errors import ConfigError
+
+# Bumped when a saved config can no longer be read by this code.
+CONFIG_VERSION = 1
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    kaggle_handle: str | None = Field(
+        None, description="Kaggle dataset handle (owner/slug or owner/slug/versions/N) downloaded with kagglehub."
+    )
+    kaggle_file: str | None = Field(None, description="File inside the Kaggle dataset to read.")
+    path: str | None = Field(
+        None,
+        description="Local data file (CSV, TSV, Parquet, JSON lines; .gz too). Takes precedence over kaggle_handle.",
+    )
+    test_path: str | None = Field(
+        None, description="Explicit test file (same columns); when set, no test split is carved from the data."
+    )
+    unlabeled_path: str | None = Field(
+        None, description="Extra unlabelled text used only to train Word2Vec, never the classifier."
+    )
+    unlabeled_text_column: str | None = Field(
+        None, description="Text column of unlabeled_path (default: text_column, or the file's only column)."
+    )
+    text_column: str = Field("review", description="Column holding the text.")
+    label_column: str = Field("sentiment", description="Column holding the label (two classes).")
+    positive_label: str = Field("positive", description="Label value of the positive class (e.g. positive or 1).")
+    test_size: float = Field(0.2, gt=0, lt=1, description="Fraction of the data held out for the test split.")
+    val_size: float = Field(
+        0.1, ge=0, lt=1, description="Fraction of the data held out for validation (0 disables early stopping)."
+    )
+    shuffle: bool = Field(
+        True, description="Shuffle (stratified, seeded) before splitting; false takes the first rows for training."
+    )
+    max_rows: int | None = Field(None, gt=0, description="Use only the first N rows of the data (quick runs).")
+
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _label_to_str(cls, value: Any) -> Any:
+        # YAML reads `1` as an int; labels are compared as strings.
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, int | float):
+            return str(int(value)) if float(value).is_integer() else str(value)
+        return value
+
+
+class TextConfig(_Section):
+    lowercase: bool = Field(True, description="Lower-case the text.")
+    strip_html: bool = Field(True, description="Remove HTML tags such as <br /> and unescape entities.")
+    split: Literal["regex", "whitespace"] = Field(
+        "regex",
+        description="regex: words (apostrophes kept) plus ! and ? as tokens; whitespace: str.split (tutorial).",
+    )
+    negation: bool = Field(
+        False, description="Prefix words after a negation (not, no, n't ...) with NOT_ until punctuation."
+    )
+    min_token_length: int = Field(1, ge=1, description="Drop tokens shorter than this.")
+    phrases: bool = Field(False, description="Join frequent word pairs into one token (gensim Phrases).")
+    phrases_min_count: int = Field(20, ge=1, description="Phrases: minimum count of a pair.")
+    phrases_threshold: float = Field(10.0, gt=0, description="Phrases: score threshold (higher, fewer phrases).")
+
+
+class Word2VecConfig(_Section):
+    vector_size: int = Field(100, ge=1, le=4096, description="Dimension of the word vectors.")
+    window: int = Field(5, ge=1, description="Context window size.")
+    min_count: int = Field(2, ge=1, description="Ignore words with fewer occurrences.")
+    epochs: int = Field(5, ge=1, description="Passes over the corpus.")
+    sg: Literal[0, 1] = Field(1, description="1: skip-gram, 0: CBOW.")
+    negative: int = Field(5, ge=0, description="Negative samples per positive (0: hierarchical softmax).")
+    sample: float = Field(1e-3, ge=0, description="Down-sampling threshold for frequent words.")
+    alpha: float = Field(0.025, gt=0, description="Initial learning rate.")
+    max_vocab_size: int | None = Field(None, gt=0, description="Prune the vocabulary while building it (memory cap).")
+    workers: int = Field(0, ge=0, description="Worker threads; 0 uses every core. 1 gives bit-identical vectors.")
+    seed: int | None = Field(None, description="Word2Vec seed (default: the top-level seed).")
+    cache: bool = Field(True, description="Reuse vectors trained on the same text with the same settings.")
+
+
+class FeaturesConfig(_Section):
+    pooling: Literal["mean", "tfidf", "sif", "mean_max"] = Field(
+        "mean",
+        description=(
+            "How word vectors become one text vector: mean; tfidf- or sif-weighted mean; mean concatenated "
+            "with max."
+        ),
+    )
+    sif_a: float = Field(1e-3, gt=0, description="SIF weight parameter a in a / (a + p(w)).")
+    normalize: bool = Field(
+        False, description="Standardise features with the training mean and std (frozen features only)."
+    )
+
+
+class ModelConfig(_Section):
+    hidden_dims: list[int] = Field(
+        default_factory=lambda: [64], min_length=1, description="Sizes of the hidden layers (one or more)."
+    )
+    activation: Literal["relu", "gelu", "tanh", "leaky_relu"] = Field("relu", description="Hidden activation.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each hidden layer.")
+    fine_tune_embeddings: bool = Field(
+        False,
+        description=(
+            "Train the word vectors end to end (EmbeddingBag initialised from Word2Vec) instead of freezing them."
+        ),
+    )
+    embedding_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Fine-tuning only: drop this fraction of tokens from each text in training."
+    )
+
+    @field_validator("hidden_dims")
+    @classmethod
+    def _positive(cls, dims: list[int]) -> list[int]:
+        if any(d < 1 for d in dims):
+            raise ValueError("every hidden layer size must be >= 1")
+        return dims
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(20, ge=1, description="Maximum training epochs.")
+    batch_size: int = Field(64, ge=1, description="Mini-batch size.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay (L2).")
+    embedding_lr: float | None = Field(
+        None, gt=0, description="Fine-tuning only: learning rate of the word vectors (default: lr)."
+    )
+    lr_schedule: Literal["none", "cosine", "plateau"] = Field("none", description="Learning-rate schedule.")
+    patience: int = Field(
+        3, ge=0, description="Early stopping: epochs without improvement before stopping (0 disables)."
+    )
+    monitor: Literal["val_loss", "val_accuracy", "val_f1"] = Field(
+        "val_loss", description="Validation metric for early stopping and best-weights selection."
+    )
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    deterministic: bool = Field(False, description="Ask torch for deterministic algorithms (slower on CUDA).")
+
+
+class EvalConfig(_Section):
+    threshold: float = Field(0.5, gt=0, lt=1, description="Probability at or above which a text is positive.")
+    tune_threshold: bool = Field(
+        False, description="Choose the threshold that maximises validation accuracy (needs val_size > 0)."
+    )
+
+
+class Config(_Section):
+    version: int = Field(CONFIG_VERSION, description="Config format version.")
+    seed: int = Field(42, description="Seed for Python, NumPy, torch, the split and Word2Vec.")
+    device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N.")
+    output_dir: str = Field("runs", description="Where `train` writes model directories (runs/<config name>).")
+    data: DataConfig = Field(default_factory=DataConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
+    word2vec: Word2VecConfig = Field(default_factory=Word2VecConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != CONFIG_VERSION:
+            raise ValueError(f"config version {value} is not supported by this sentiment (expects {CONFIG_VERSION})")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def all_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, sections excluded."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(all_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def schema_rows(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default as YAML, description) for every key: the source of the README reference."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(schema_rows(annotation, f"{prefix}{name}."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+        rows.append((f"{prefix}{name}", shown, field.description or ""))
+    return rows
+
+
+def _suggest(key: str, section_keys: list[str]) -> str:
+    close = difflib.get_close_matches(key, section_keys, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+        candidates = [k for k in all_keys() if k.startswith(f"{parent}.")] if parent else all_keys()
+        if not parent:
+            candidates += list(Config.model_fields)
+        suggestion = _suggest(loc, candidates)
+        return f"{source}: unknown key '{loc}'{suggestion}"
+    value = first.get("input")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "literal_error":
+        return f"{source}: '{loc}' = {value!r} is not allowed: {message}"
+    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    return f"{source}: '{loc}' = {value!r}: {message}{more}"
+
+
+def parse_override(pair: str) -> tuple[str, Any]:
+    """``a.b=value`` -> ("a.b", value parsed as a YAML scalar)."""
+    if "=" not in pair:
+        raise ConfigError(f"--set '{pair}': expected KEY=VALUE, e.g. --set training.epochs=10")
+    key, raw = pair.split("=", 1)
+    key = key.strip()
+    if not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise ConfigError(f"--set '{pair}': '{key}' is not a dotted key such as training.epochs")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set '{pair}': value is not valid YAML ({exc.__class__.__name__})") from None
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a raw config dict; unknown keys are errors naming the key."""
+    known = set(all_keys())
+    sections = {k.split(".")[0] for k in known if "." in k}
+    for pair in overrides:
+        key, value = parse_override(pair)
+        if key not in known and key not in sections:
+            raise ConfigError(f"--set {key}: unknown key{_suggest(key, sorted(known))}")
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"config path is a directory, not a YAML file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: YAML syntax error{where}: {exc.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    raw = read_yaml(Path(path)) if path is not None else {}
+    raw = apply_overrides(raw, overrides or [])
+    return config_from_dict(raw, source=str(path) if path is not None else "config")

@@ -1,0 +1,240 @@
+"""Data: read a local file or a Kaggle download, map labels to 0/1, split into train / validation / test."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sentiment.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sentiment.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+def file_format(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    fmt = SUPPORTED_SUFFIXES.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        allowed = ", ".join(sorted({*SUPPORTED_SUFFIXES, *(f"{s}.gz" for s in SUPPORTED_SUFFIXES)}))
+        raise DataError(f"{path}: unsupported file type; use one of {allowed}")
+    return fmt
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV / TSV / Parquet / JSON-lines file (optionally gzipped), keeping only ``columns``."""
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"data path is a directory, not a file: {path}")
+    fmt = file_format(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    try:
+        if fmt in ("csv", "tsv"):
+            frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", encoding="utf-8", dtype=str)
+        elif fmt == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); re-save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, ValueError, OSError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: cannot parse as {fmt}: {first[:200]}") from None
+    if frame.empty:
+        raise DataError(f"{path}: the file has no rows")
+    if columns:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            have = ", ".join(map(str, frame.columns))
+            raise DataError(f"{path}: column(s) {', '.join(missing)} not found; the file has: {have}")
+        frame = frame[columns]
+    return frame
+
+
+@dataclass
+class LabelledData:
+    texts: list[str]
+    labels: np.ndarray  # int64 0/1
+    dropped: int = 0
+
+
+def labelled_from_frame(
+    frame: pd.DataFrame, config: DataConfig, source: str, negative_label: str | None = None
+) -> tuple[LabelledData, str]:
+    """Texts and 0/1 labels; rows with an empty text or label are dropped and counted."""
+    texts = frame[config.text_column]
+    labels = frame[config.label_column]
+    keep = texts.notna() & labels.notna()
+    keep &= texts.astype(str).str.strip().ne("")
+    dropped = int((~keep).sum())
+    if dropped:
+        log.warning("%s: dropped %d row(s) with an empty text or label", source, dropped)
+    texts, labels = texts[keep], labels[keep]
+    if texts.empty:
+        raise DataError(f"{source}: no rows left after dropping empty texts and labels")
+    label_str = labels.map(_label_str)
+    classes = sorted(label_str.unique())
+    positive = config.positive_label
+    if len(classes) != 2 or positive not in classes:
+        shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
+        if positive not in classes:
+            raise DataError(
+                f"{source}: positive label '{positive}' not found in column '{config.label_column}' "
+                f"(values: {shown}); set data.positive_label"
+            )
+        if negative_label is None or set(classes) - {positive, negative_label}:
+            raise DataError(
+                f"{source}: column '{config.label_column}' must hold exactly two classes, found {len(classes)}: {shown}"
+            )
+    negative = negative_label or next(c for c in classes if c != positive)
+    y = (label_str == positive).to_numpy(dtype=np.int64)
+    return LabelledData(texts.astype(str).tolist(), y, dropped), negative
+
+
+def _label_str(value: object) -> str:
+    # 1, 1.0 and "1" are the same label; strings are compared stripped.
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return str(value).strip()
+
+
+@dataclass
+class Splits:
+    train: LabelledData
+    val: LabelledData | None
+    test: LabelledData
+    negative_label: str
+    positive_label: str
+    unlabeled: list[str] = field(default_factory=list)
+    source: str = ""
+    test_source: str = ""
+
+
+def resolve_data_path(config: DataConfig) -> Path:
+    """The labelled file: ``data.path`` when set, else the Kaggle download."""
+    if config.path:
+        return Path(config.path).expanduser()
+    if config.kaggle_handle:
+        from sentiment.download import download_dataset
+
+        path = download_dataset(config.kaggle_handle, config.kaggle_file)
+        if path.is_dir():
+            raise DataError(
+                f"Kaggle dataset '{config.kaggle_handle}' downloaded to a folder; set data.kaggle_file to the file "
+                f"to read (files: {', '.join(p.name for p in sorted(path.iterdir())[:10])})"
+            )
+        return path
+    raise DataError("no data configured: set data.path=FILE or data.kaggle_handle (and data.kaggle_file)")
+
+
+def _split_indices(
+    labels: np.ndarray, fraction: float, *, shuffle: bool, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, held_out) indices; stratified and shuffled, or the last rows held out when not shuffling."""
+    n = len(labels)
+    n_out = int(round(n * fraction))
+    if n_out < 1 or n_out >= n:
+        raise DataError(f"the {what} split of {fraction:g} leaves {n_out} of {n} rows; change the split size")
+    if not shuffle:
+        return np.arange(n - n_out), np.arange(n - n_out, n)
+    from sklearn.model_selection import train_test_split
+
+    try:
+        keep, out = train_test_split(np.arange(n), test_size=n_out, stratify=labels, random_state=seed, shuffle=True)
+    except ValueError as exc:
+        raise DataError(f"cannot make a stratified {what} split: {exc}") from None
+    return np.sort(keep), np.sort(out)
+
+
+def _subset(data: LabelledData, idx: np.ndarray) -> LabelledData:
+    return LabelledData([data.texts[i] for i in idx], data.labels[idx])
+
+
+def _check_classes(data: LabelledData, what: str) -> None:
+    present = set(np.unique(data.labels).tolist())
+    if present != {0, 1}:
+        missing = "positive" if 1 not in present else "negative"
+        raise DataError(
+            f"the {what} split has no {missing} example ({len(data.labels)} rows); use more data or a larger split"
+        )
+
+
+def read_unlabeled(config: DataConfig) -> list[str]:
+    if not config.unlabeled_path:
+        return []
+    path = Path(config.unlabeled_path).expanduser()
+    frame = read_table(path)
+    column = config.unlabeled_text_column
+    if column is None:
+        if config.text_column in frame.columns:
+            column = config.text_column
+        elif len(frame.columns) == 1:
+            column = frame.columns[0]
+        else:
+            raise DataError(
+                f"{path}: set data.unlabeled_text_column; the file has columns {', '.join(map(str, frame.columns))}"
+            )
+    if column not in frame.columns:
+        raise DataError(f"{path}: column '{column}' not found; the file has: {', '.join(map(str, frame.columns))}")
+    texts = frame[column].dropna().astype(str)
+    return texts[texts.str.strip().ne("")].tolist()
+
+
+def load_splits(config: DataConfig, seed: int) -> Splits:
+    """Read the configured data and split it (seeded, stratified) into train / validation / test."""
+    path = resolve_data_path(config)
+    columns = [config.text_column, config.label_column]
+    frame = read_table(path, columns)
+    if config.max_rows:
+        frame = frame.iloc[: config.max_rows]
+    data, negative = labelled_from_frame(frame, config, str(path))
+    test_source = str(path)
+    if config.test_path:
+        test_frame = read_table(config.test_path, columns)
+        test, _ = labelled_from_frame(test_frame, config, config.test_path, negative_label=negative)
+        rest = data
+        test_source = str(Path(config.test_path).expanduser())
+    else:
+        keep, out = _split_indices(data.labels, config.test_size, shuffle=config.shuffle, seed=seed, what="test")
+        rest, test = _subset(data, keep), _subset(data, out)
+    val = None
+    train = rest
+    if config.val_size > 0:
+        fraction = config.val_size if config.test_path else config.val_size / (1 - config.test_size)
+        keep, out = _split_indices(rest.labels, fraction, shuffle=config.shuffle, seed=seed + 1, what="validation")
+        train, val = _subset(rest, keep), _subset(rest, out)
+        _check_classes(val, "validation")
+    _check_classes(train, "training")
+    _check_classes(test, "test")
+    return Splits(
+        train=train,
+        val=val,
+        test=test,
+        negative_label=negative,
+        positive_label=config.positive_label,
+        unlabeled=read_unlabeled(config),
+        source=str(path),
+        test_source=test_source,
+    )

@@ -1,0 +1,100 @@
+"""Dataset download through kagglehub, with an offline fallback to kagglehub's own cache.
+
+kagglehub needs the network to resolve an unversioned handle (``owner/slug``) even when the files are cached.
+When Kaggle cannot be reached we look for the newest *complete* cached version and ask kagglehub for that
+versioned handle (``owner/slug/versions/N``), which it serves from the cache without the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from sentiment.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_HANDLE = re.compile(r"^(?P<owner>[\w.-]+)/(?P<slug>[\w.-]+)(?:/versions/(?P<version>\d+))?$")
+
+
+def kagglehub_cache_root() -> Path:
+    # Same rule as kagglehub.config.get_cache_folder, without importing kagglehub.
+    return Path(os.environ.get("KAGGLEHUB_CACHE", Path.home() / ".cache" / "kagglehub"))
+
+
+def parse_handle(handle: str) -> tuple[str, str, int | None]:
+    match = _HANDLE.match(handle.strip())
+    if not match:
+        raise DataError(
+            f"data.kaggle_handle '{handle}' is not a Kaggle dataset handle (expected owner/slug or "
+            "owner/slug/versions/N)"
+        )
+    version = match["version"]
+    return match["owner"], match["slug"], int(version) if version else None
+
+
+def cached_versions(handle: str, file: str | None) -> list[int]:
+    """Versions of a dataset that kagglehub's cache holds completely (newest first)."""
+    owner, slug, _ = parse_handle(handle)
+    base = kagglehub_cache_root() / "datasets" / owner / slug
+    versions = []
+    for entry in (base / "versions").glob("*") if (base / "versions").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        # kagglehub writes a completion marker only once a download has finished.
+        marker = base / ".complete" / entry.name / f"{file}.complete" if file else base / f"{entry.name}.complete"
+        target = entry / file if file else entry
+        if marker.exists() and target.exists():
+            versions.append(int(entry.name))
+    return sorted(versions, reverse=True)
+
+
+def _not_found_message(handle: str, file: str | None, reason: str) -> str:
+    return (
+        f"cannot download Kaggle dataset '{handle}' ({reason}) and it is not in the kagglehub cache "
+        f"({kagglehub_cache_root()}); download it where Kaggle is reachable, or point at a local file with "
+        "--set data.path=FILE"
+    )
+
+
+def download_dataset(handle: str, file: str | None = None) -> Path:
+    """Path of ``file`` (or of the dataset folder) of a Kaggle dataset, downloading it when needed."""
+    owner, slug, version = parse_handle(handle)
+    import kagglehub  # heavy-ish; only the download path needs it
+
+    try:
+        path = kagglehub.dataset_download(handle, path=file)
+    except Exception as exc:  # kagglehub raises requests, HTTP and its own errors alike
+        reason = _short_reason(exc)
+        if _is_not_found(exc):
+            raise DataError(f"Kaggle dataset '{handle}' (file {file!r}) does not exist: {reason}") from None
+        if version is not None:
+            raise DataError(_not_found_message(handle, file, reason)) from None
+        versions = cached_versions(handle, file)
+        if not versions:
+            raise DataError(_not_found_message(handle, file, reason)) from None
+        versioned = f"{owner}/{slug}/versions/{versions[0]}"
+        log.warning("Kaggle is unreachable (%s); using cached version %d of %s", reason, versions[0], handle)
+        try:
+            path = kagglehub.dataset_download(versioned, path=file)
+        except Exception as exc2:
+            raise DataError(_not_found_message(handle, file, _short_reason(exc2))) from None
+    result = Path(path)
+    if not result.exists():
+        raise DataError(f"kagglehub returned {result}, which does not exist")
+    return result
+
+
+def _is_not_found(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status == 404 or type(exc).__name__ == "KaggleApiHTTPError" and "404" in str(exc)
+
+
+def _short_reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "NameResolutionError" in text or "Failed to resolve" in text or "Max retries exceeded" in text:
+        return "no network connection"
+    return f"{type(exc).__name__}: {text[:160]}"

@@ -1,0 +1,62 @@
+"""PyTorch DataLoaders over features that are already in memory.
+
+Batches are index tensors into one feature tensor (or one flattened token-id array), never a sample at a time:
+the loader's sampler yields a whole batch of indices and the dataset slices it in one go.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from sentiment.pooling import TokenBags
+
+
+class TensorBatches(Dataset):
+    """Rows of a feature matrix, fetched a batch of indices at a time."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(rows)
+        return self.features[index], self.labels[index]
+
+
+class BagBatches(Dataset):
+    """Token-id bags (for the fine-tuned EmbeddingBag), fetched a batch of indices at a time."""
+
+    def __init__(self, bags: TokenBags, labels: np.ndarray) -> None:
+        self.bags, self.labels = bags, torch.as_tensor(labels, dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sub = self.bags.subset(np.asarray(rows))
+        return torch.from_numpy(sub.ids), torch.from_numpy(sub.offsets[:-1]), self.labels[torch.as_tensor(rows)]
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    num_workers: int = 0,
+    device: torch.device | None = None,
+) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    base = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(base, batch_size=batch_size, drop_last=False),
+        batch_size=None,  # the sampler already yields whole batches
+        num_workers=num_workers,
+        pin_memory=device is not None and device.type == "cuda",
+        persistent_workers=num_workers > 0,
+    )

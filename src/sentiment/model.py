@@ -1,0 +1,82 @@
+"""The classifiers: ``SimpleMLP`` over pooled vectors, and ``BagClassifier`` that fine-tunes the word vectors.
+
+Both end in a Sigmoid and are trained with ``BCELoss``. Their weights are plain tensors; the NumPy forward pass
+in ``sentiment.predictor`` mirrors them exactly so that prediction does not need torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": lambda: nn.GELU(approximate="tanh"),
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+class SimpleMLP(nn.Module):
+    """input -> [Linear -> activation -> Dropout] x len(hidden_dims) -> Linear -> Sigmoid."""
+
+    def __init__(
+        self, input_dim: int, hidden_dims: list[int], activation: str = "relu", dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        previous = input_dim
+        for width in hidden_dims:
+            layers += [nn.Linear(previous, width), ACTIVATIONS[activation]()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            previous = width
+        layers += [nn.Linear(previous, 1), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # squeeze(-1), not squeeze(): a batch of one must stay a batch.
+        return self.net(x).squeeze(-1)
+
+
+class BagClassifier(nn.Module):
+    """Mean of trainable word vectors (``nn.EmbeddingBag``, initialised from Word2Vec) -> ``SimpleMLP``.
+
+    Optional per-word weights (tfidf / sif) are fixed buffers: the bag computes a weighted mean.
+    """
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        mlp: SimpleMLP,
+        word_weights: np.ndarray | None = None,
+        token_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.EmbeddingBag.from_pretrained(
+            torch.from_numpy(np.ascontiguousarray(vectors)), freeze=False, mode="sum"
+        )
+        self.mlp = mlp
+        self.token_dropout = token_dropout
+        self.weighted = word_weights is not None
+        if word_weights is not None:
+            self.register_buffer("word_weights", torch.from_numpy(np.ascontiguousarray(word_weights)))
+
+    def pooled(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        n = offsets.numel()
+        lengths = torch.diff(offsets, append=torch.tensor([ids.numel()], device=ids.device))
+        doc = torch.repeat_interleave(torch.arange(n, device=ids.device), lengths)
+        if self.weighted:
+            w = self.word_weights[ids]
+        else:
+            w = torch.ones(ids.shape, dtype=self.embedding.weight.dtype, device=ids.device)
+        if self.training and self.token_dropout > 0:
+            w = w * (torch.rand(w.shape, device=w.device) >= self.token_dropout)
+        totals = torch.zeros(n, dtype=w.dtype, device=w.device).index_add_(0, doc, w)
+        sums = self.embedding(ids, offsets, per_sample_weights=w)
+        return sums / totals.clamp_min(1e-12).unsqueeze(-1)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.pooled(ids, offsets))
+

@@ -1,0 +1,43 @@
+"""Where sentiment keeps its state: the Word2Vec cache and the pointer to the last trained model.
+
+``$SENTIMENT_HOME`` when set, else ``$XDG_CACHE_HOME/sentiment``, else ``~/.cache/sentiment``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sentiment.errors import ModelDirError
+
+
+def home_dir() -> Path:
+    if os.environ.get("SENTIMENT_HOME"):
+        return Path(os.environ["SENTIMENT_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "sentiment"
+
+
+def last_model_file() -> Path:
+    return home_dir() / "last_model"
+
+
+def remember_last_model(model_dir: Path) -> None:
+    pointer = last_model_file()
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pointer.with_name(f".last_model.{os.getpid()}")
+    tmp.write_text(str(model_dir.resolve()) + "\n", encoding="utf-8")
+    os.replace(tmp, pointer)
+
+
+def resolve_model_dir(model: str | Path | None) -> Path:
+    """``--model`` when given, else the directory the last ``train`` wrote."""
+    if model is not None:
+        return Path(model).expanduser()
+    pointer = last_model_file()
+    if not pointer.exists():
+        raise ModelDirError(
+            f"no model given and no trained model recorded in {pointer}; run `sentiment train` or pass --model DIR"
+        )
+    return Path(pointer.read_text(encoding="utf-8").strip())

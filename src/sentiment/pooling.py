@@ -1,0 +1,127 @@
+"""Averaging: each text becomes the (weighted) mean of its known word vectors, computed without a Python loop
+per token. NumPy only, shared by training and prediction so both compute features the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
+
+import numpy as np
+
+POOLINGS = ("mean", "tfidf", "sif", "mean_max")
+
+
+@dataclass
+class TokenBags:
+    """Known-word ids of many texts, flattened: text i owns ``ids[offsets[i]:offsets[i + 1]]``."""
+
+    ids: np.ndarray  # int64
+    offsets: np.ndarray  # int64, len = n_texts + 1
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, rows: np.ndarray) -> TokenBags:
+        """Bags of the given rows, in that order (vectorised gather)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, lengths = self.offsets[rows], self.lengths[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # index of each output token in self.ids: start of its row + position inside the row
+        pos = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        return TokenBags(self.ids[np.repeat(starts, lengths) + pos], offsets)
+
+
+def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> TokenBags:
+    """Map tokens to vocabulary ids, dropping unknown words."""
+    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+    total = int(lengths.sum())
+    ids = np.fromiter(map(index.get, chain.from_iterable(token_lists), repeat(-1)), dtype=np.int64, count=total)
+    known = ids >= 0
+    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
+    counts = np.bincount(doc[known], minlength=len(token_lists))
+    offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return TokenBags(ids[known], offsets)
+
+
+def idf_weights(bags: TokenBags, vocab_size: int) -> np.ndarray:
+    """Smoothed inverse document frequency of every word over the given texts (scikit-learn's formula)."""
+    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
+    pairs = np.unique(doc * vocab_size + bags.ids)
+    df = np.bincount(pairs % vocab_size, minlength=vocab_size)
+    return (np.log((1 + len(bags)) / (1 + df)) + 1).astype(np.float32)
+
+
+def sif_weights(counts: np.ndarray, a: float) -> np.ndarray:
+    """Smooth inverse frequency a / (a + p(w)) (Arora et al. 2017)."""
+    p = counts / max(int(counts.sum()), 1)
+    return (a / (a + p)).astype(np.float32)
+
+
+def output_dim(pooling: str, vector_size: int) -> int:
+    return 2 * vector_size if pooling == "mean_max" else vector_size
+
+
+def pool(
+    bags: TokenBags,
+    vectors: np.ndarray,
+    pooling: str = "mean",
+    weights: np.ndarray | None = None,
+    chunk_tokens: int = 1 << 19,
+) -> np.ndarray:
+    """Pool each bag's word vectors into one float32 row; a bag with no known word gives zeros.
+
+    ``weights`` (one per vocabulary word) turn the mean into a weighted mean (tfidf, sif).
+    Work goes in chunks of about ``chunk_tokens`` tokens so memory stays bounded on large corpora.
+    """
+    n, dim = len(bags), vectors.shape[1]
+    out = np.zeros((n, output_dim(pooling, dim)), dtype=np.float32)
+    offsets = bags.offsets
+    start = 0
+    while start < n:
+        # Largest end so the chunk holds about chunk_tokens tokens (at least one text).
+        end = int(np.searchsorted(offsets, offsets[start] + chunk_tokens, side="right")) - 1
+        end = min(max(end, start + 1), n)
+        _pool_chunk(bags, vectors, pooling, weights, start, end, out)
+        start = end
+    return out
+
+
+def _pool_chunk(
+    bags: TokenBags,
+    vectors: np.ndarray,
+    pooling: str,
+    weights: np.ndarray | None,
+    start: int,
+    end: int,
+    out: np.ndarray,
+) -> None:
+    offsets = bags.offsets
+    lo, hi = offsets[start], offsets[end]
+    if hi == lo:
+        return
+    ids = bags.ids[lo:hi]
+    emb = vectors[ids]
+    lengths = np.diff(offsets[start : end + 1])
+    nonempty = np.nonzero(lengths)[0]
+    # reduceat over empty segments would return a neighbour's row: reduce only over non-empty ones.
+    starts = offsets[start:end][nonempty] - lo
+    rows = start + nonempty
+    dim = vectors.shape[1]
+    if weights is not None and pooling in ("tfidf", "sif"):
+        w = weights[ids]
+        sums = np.add.reduceat(emb * w[:, None], starts, axis=0)
+        totals = np.add.reduceat(w, starts)
+        out[rows, :dim] = sums / np.maximum(totals, 1e-12)[:, None]
+    else:
+        sums = np.add.reduceat(emb, starts, axis=0)
+        out[rows, :dim] = sums / lengths[nonempty][:, None]
+    if pooling == "mean_max":
+        out[rows, dim:] = np.maximum.reduceat(emb, starts, axis=0)

@@ -1,0 +1,133 @@
+"""Human-readable output: metric tables, prediction tables, prediction CSVs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sentiment.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sentiment.predictor import Prediction
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def print_metrics(
+    metrics: dict[str, Any],
+    *,
+    title: str,
+    validation: dict[str, Any] | None = None,
+    per_class: bool = False,
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("test" if validation else "value", justify="right")
+    if validation:
+        table.add_column("validation", justify="right")
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+        if metrics.get(key) is None:
+            continue
+        row = [key, f"{metrics[key]:.4f}"]
+        if validation:
+            row.append(f"{validation[key]:.4f}" if validation.get(key) is not None else "")
+        table.add_row(*row)
+    table.add_row("n", str(metrics["n"]), *([str(validation["n"])] if validation else []))
+    table.add_row("threshold", f"{metrics['threshold']:.4f}", *([""] if validation else []))
+    console = _console()
+    console.print(table)
+    cm = metrics["confusion_matrix"]
+    labels = metrics.get("labels", {"negative": "negative", "positive": "positive"})
+    neg, pos = labels["negative"], labels["positive"]
+    cm_table = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    cm_table.add_column("")
+    cm_table.add_column(neg, justify="right")
+    cm_table.add_column(pos, justify="right")
+    cm_table.add_row(neg, str(cm["tn"]), str(cm["fp"]))
+    cm_table.add_row(pos, str(cm["fn"]), str(cm["tp"]))
+    console.print(cm_table)
+    if per_class:
+        console.print(_per_class_table(cm, neg, pos))
+    if metrics.get("no_known_words"):
+        console.print(f"{metrics['no_known_words']} text(s) had no known word (scored from a zero vector)")
+
+
+def _per_class_table(cm: dict[str, int], neg: str, pos: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Per class", title_justify="left")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, tp, fp, fn in ((neg, cm["tn"], cm["fn"], cm["fp"]), (pos, cm["tp"], cm["fp"], cm["fn"])):
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        table.add_row(name, f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", str(tp + fn))
+    return table
+
+
+def _clip(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_predictions(predictions: Sequence[Prediction]) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    table.add_column("text")
+    flagged = False
+    for p in predictions:
+        mark = " *" if p.no_known_words else ""
+        flagged |= p.no_known_words
+        table.add_row(p.label + mark, f"{p.probability:.4f}", _clip(p.text))
+    console = _console()
+    console.print(table)
+    if flagged:
+        console.print("* no word of the text is in the model's vocabulary: the prediction is a guess")
+
+
+def read_text_table(path: Path, column: str) -> tuple[pd.DataFrame, list[str]]:
+    """A table file and its text column (missing texts become empty strings)."""
+    from sentiment.dataset import read_table
+
+    frame = read_table(path)
+    if column not in frame.columns:
+        raise DataError(
+            f"{path}: text column '{column}' not found (use --text-column); the file has: "
+            + ", ".join(map(str, frame.columns))
+        )
+    texts = frame[column].fillna("").astype(str).tolist()
+    return frame, texts
+
+
+def write_predictions_csv(path: Path, predictions: Sequence[Prediction], table: pd.DataFrame | None) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if table is not None:
+        out = table.copy()
+        out["label"] = [p.label for p in predictions]
+        out["probability"] = [round(p.probability, 6) for p in predictions]
+        out["no_known_words"] = [p.no_known_words for p in predictions]
+        out.to_csv(tmp, index=False)
+    else:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "label", "probability", "no_known_words"])
+            for p in predictions:
+                writer.writerow([p.text, p.label, f"{p.probability:.6f}", p.no_known_words])
+    tmp.replace(path)
