@@ -13,10 +13,44 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import functools
+from collections.abc import Callable
+
 import typer
 
 from sentiment import __version__
 from sentiment.errors import SentimentError
+
+
+def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input -> ``error: ...`` on stderr and exit 2; an unexpected error -> exit 1; no traceback unless
+    ``--debug`` (or SENTIMENT_DEBUG=1). Inside the command, so every caller (console script, ``python -m``,
+    CliRunner in the tests) gets the same behaviour."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug")) or os.environ.get("SENTIMENT_DEBUG") == "1"
+        try:
+            return command(*args, **kwargs)
+        except SentimentError as exc:
+            if debug:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, BrokenPipeError):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            typer.echo(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
 
 app = typer.Typer(
     name="sentiment",
@@ -55,7 +89,6 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Train, evaluate and serve text-sentiment classifiers.
 
@@ -80,6 +113,7 @@ class _LowerLevel(logging.Filter):
 
 
 @app.command()
+@_handle_errors
 def train(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,
@@ -107,6 +141,7 @@ def train(
 
 
 @app.command("eval")
+@_handle_errors
 def eval_(
     model: ModelOpt = None,
     data: Annotated[
@@ -147,6 +182,7 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
 
 
 @app.command()
+@_handle_errors
 def predict(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
     model: ModelOpt = None,
@@ -214,6 +250,7 @@ def _model_text_column(model_dir: Path) -> str:
 
 
 @config_app.command("show")
+@_handle_errors
 def config_show(
     config: Annotated[Path, typer.Argument(help="YAML config file.")],
     set_: SetOpt = None,
@@ -226,6 +263,7 @@ def config_show(
 
 
 @config_app.command("validate")
+@_handle_errors
 def config_validate(
     config: Annotated[Path, typer.Argument(help="YAML config file.")],
     set_: SetOpt = None,
@@ -239,27 +277,6 @@ def config_validate(
     typer.echo(f"{config}: valid")
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: bad input becomes a one-line message and exit status 2 (traceback with --debug)."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args or os.environ.get("SENTIMENT_DEBUG") == "1"
-    try:
-        return app(args=args, prog_name="sentiment")
-    except SentimentError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        # `sentiment predict ... | head`: the reader left; not an error worth a traceback.
-        sys.stderr.close()
-        sys.exit(0)
-    except Exception as exc:
-        if debug:
-            raise
-        first = str(exc).splitlines()[0][:200] if str(exc) else ""
-        typer.echo(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)", err=True)
-        sys.exit(1)
+def main() -> Any:
+    """Console entry point (``sentiment``) and ``python -m sentiment``."""
+    return app(prog_name="sentiment")
