@@ -19,9 +19,9 @@ NEUTRAL = (
 
 
 def make_review(rng: random.Random, positive: bool) -> str:
-    words = rng.choices(NEUTRAL, k=rng.randint(10, 20))
+    words = rng.choices(NEUTRAL, k=rng.randint(4, 8))
     own, other = (POSITIVE, NEGATIVE) if positive else (NEGATIVE, POSITIVE)
-    words += rng.choices(own, k=rng.randint(2, 4)) + rng.choices(other, k=rng.randint(0, 1))
+    words += rng.choices(own, k=rng.randint(3, 5)) + rng.choices(other, k=rng.randint(0, 1))
     rng.shuffle(words)
     text = " ".join(words)
     if rng.random() < 0.3:
@@ -64,12 +64,14 @@ word2vec:
   vector_size: 16
   window: 3
   min_count: 1
-  epochs: 3
+  epochs: 5
   workers: 1
+features:
+  normalize: true
 model:
   hidden_dims: [8]
 training:
-  epochs: 6
+  epochs: 10
   batch_size: 32
   lr: 0.01
   patience: 3
