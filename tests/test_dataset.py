@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_reviews
+
+from sentiment.config import DataConfig
+from sentiment.dataset import load_splits, read_table
+from sentiment.errors import DataError
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl", ".csv.gz", ".jsonl.gz"])
+def test_every_supported_format_reads_the_same(tmp_path: Path, suffix: str) -> None:
+    frame = pd.read_csv(write_reviews(tmp_path / "src.csv", n=20))
+    path = tmp_path / f"data{suffix}"
+    if suffix.startswith(".csv"):
+        frame.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        opener = gzip.open if suffix.endswith(".gz") else open
+        with opener(path, "wt", encoding="utf-8") as fh:
+            for row in frame.to_dict("records"):
+                fh.write(json.dumps(row) + "\n")
+    read = read_table(path, ["review", "sentiment"])
+    assert read["review"].tolist() == frame["review"].tolist()
+
+
+def test_split_is_seeded_stratified_and_disjoint(tmp_path: Path) -> None:
+    cfg = DataConfig(path=str(write_reviews(tmp_path / "r.csv", n=200)), test_size=0.2, val_size=0.1)
+    a, b = load_splits(cfg, seed=3), load_splits(cfg, seed=3)
+    assert a.test.texts == b.test.texts and a.val.texts == b.val.texts
+    assert (len(a.train.texts), len(a.val.texts), len(a.test.texts)) == (140, 20, 40)
+    assert a.test.labels.mean() == 0.5 and a.val.labels.mean() == 0.5  # stratified
+    assert not set(a.test.texts) & set(a.train.texts)
+    assert load_splits(cfg, seed=4).test.texts != a.test.texts
+
+
+def test_unshuffled_split_takes_the_last_rows_for_test(tmp_path: Path) -> None:
+    path = write_reviews(tmp_path / "r.csv", n=50)
+    cfg = DataConfig(path=str(path), test_size=0.2, val_size=0.0, shuffle=False)
+    splits = load_splits(cfg, seed=0)
+    assert splits.test.texts == pd.read_csv(path)["review"].tolist()[-10:]
+    assert splits.val is None
+
+
+def test_zero_one_labels_and_explicit_test_file(tmp_path: Path) -> None:
+    train = write_reviews(tmp_path / "train.csv", n=40, labels=("0", "1"), label_column="label", text_column="text")
+    test = write_reviews(tmp_path / "test.csv", n=10, seed=5, labels=("0", "1"), label_column="label",
+                         text_column="text")
+    cfg = DataConfig(path=str(train), test_path=str(test), text_column="text", label_column="label",
+                     positive_label="1", val_size=0.25)
+    splits = load_splits(cfg, seed=0)
+    assert (splits.positive_label, splits.negative_label) == ("1", "0")
+    assert len(splits.test.texts) == 10 and len(splits.train.texts) == 30
+    expected = (pd.read_csv(test)["label"] == 1).to_numpy(dtype=np.int64)
+    assert np.array_equal(splits.test.labels, expected)
+
+
+def test_empty_texts_are_dropped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write_reviews(tmp_path / "r.csv", n=40)
+    frame = pd.read_csv(path)
+    frame.loc[[0, 1], "review"] = ["", None]
+    frame.to_csv(path, index=False)
+    with caplog.at_level("WARNING"):
+        splits = load_splits(DataConfig(path=str(path), val_size=0.0), seed=0)
+    assert len(splits.train.texts) + len(splits.test.texts) == 38
+    assert "dropped 2 row(s)" in caplog.text
+
+
+def test_missing_column_names_the_existing_ones(tmp_path: Path) -> None:
+    path = write_reviews(tmp_path / "r.csv", n=10)
+    with pytest.raises(DataError, match="column.*text.*review, sentiment"):
+        load_splits(DataConfig(path=str(path), text_column="text"), seed=0)
+
+
+def test_unlabelled_text_is_read(tmp_path: Path) -> None:
+    path = write_reviews(tmp_path / "r.csv", n=20)
+    unlabeled = tmp_path / "u.csv"
+    pd.DataFrame({"review": ["one more text", "another", None]}).to_csv(unlabeled, index=False)
+    splits = load_splits(DataConfig(path=str(path), unlabeled_path=str(unlabeled), val_size=0.0), seed=0)
+    assert splits.unlabeled == ["one more text", "another"]
+
+
+def test_three_classes_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"review": ["a", "b", "c", "d"], "sentiment": ["positive", "negative", "neutral", "positive"]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(DataError, match="exactly two classes"):
+        load_splits(DataConfig(path=str(path)), seed=0)

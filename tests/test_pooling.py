@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sentiment.pooling import encode, idf_weights, pool, sif_weights
+
+VOCAB = ["good", "bad", "film", "plot"]
+INDEX = {w: i for i, w in enumerate(VOCAB)}
+
+
+def naive(tokens: list[str], vectors: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    rows = [(vectors[INDEX[t]], 1.0 if weights is None else weights[INDEX[t]]) for t in tokens if t in INDEX]
+    if not rows:
+        return np.zeros(vectors.shape[1])
+    return sum(v * w for v, w in rows) / sum(w for _, w in rows)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif"])
+def test_vectorised_pooling_equals_a_plain_loop(pooling: str) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(4, 5)).astype(np.float32)
+    docs = [["good", "film", "good"], [], ["unknown", "words"], ["bad"], ["plot", "bad", "film", "zzz"]] * 7
+    bags = encode(docs, INDEX)
+    weights = {"mean": None, "tfidf": idf_weights(bags, 4), "sif": sif_weights(np.array([5, 3, 9, 1]), 1e-3)}[pooling]
+    # a small chunk size exercises the chunk boundaries too
+    out = pool(bags, vectors, pooling, weights, chunk_tokens=4)
+    expected = np.stack([naive(d, vectors, weights) for d in docs])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(bags.lengths[:3], [3, 0, 0])  # unknown words are not counted
+
+
+def test_mean_max_concatenates_max() -> None:
+    vectors = np.array([[1.0, -1.0], [3.0, 5.0], [0.0, 0.0], [0.0, 0.0]], dtype=np.float32)
+    out = pool(encode([["good", "bad"], []], INDEX), vectors, "mean_max")
+    np.testing.assert_allclose(out, [[2.0, 2.0, 3.0, 5.0], [0, 0, 0, 0]])
+
+
+def test_subset_gathers_rows_in_order() -> None:
+    bags = encode([["good"], ["bad", "film"], [], ["plot", "plot", "good"]], INDEX)
+    sub = bags.subset(np.array([3, 1, 2]))
+    assert sub.ids.tolist() == [3, 3, 0, 1, 2] and sub.offsets.tolist() == [0, 3, 5, 5]
+
+
+def test_idf_is_scikit_learns_smoothed_idf() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = [["good", "film"], ["bad", "film"], ["good", "good", "plot"]]
+    idf = idf_weights(encode(docs, INDEX), 4)
+    vec = TfidfVectorizer(analyzer=lambda d: d, vocabulary=INDEX).fit(docs)
+    np.testing.assert_allclose(idf, vec.idf_, rtol=1e-6)

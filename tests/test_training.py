@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sentiment.config import TrainingConfig
+from sentiment.errors import ConfigError
+from sentiment.evaluate import best_threshold, compute_metrics
+from sentiment.loaders import TensorBatches, make_loader
+from sentiment.model import SimpleMLP
+from sentiment.training import fit, resolve_device
+
+
+def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).float()
+    return x, y
+
+
+def test_mlp_shapes_layers_and_batch_of_one() -> None:
+    model = SimpleMLP(10, [16, 8], activation="tanh", dropout=0.3)
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(10, 16), (16, 8), (8, 1)]
+    out = model(torch.randn(1, 10))
+    assert out.shape == (1,) and 0 < out.item() < 1
+
+
+def test_fit_learns_and_early_stopping_restores_best_weights() -> None:
+    torch.manual_seed(0)
+    x, y = _data(512, 0)
+    vx, vy = _data(256, 1)
+    train = make_loader(TensorBatches(x, y), 32, shuffle=True, seed=0)
+    val = make_loader(TensorBatches(vx, vy), 256, shuffle=False, seed=0)
+    model = SimpleMLP(6, [16])
+    # lr high enough to overfit and wander; patience 2 must stop before 40 epochs
+    cfg = TrainingConfig(epochs=40, lr=0.05, patience=2, monitor="val_loss")
+    result = fit(model, train, val, cfg, torch.device("cpu"))
+    losses = [r.val_loss for r in result.history]
+    assert result.best_epoch == int(np.argmin(losses)) + 1
+    model.eval()
+    with torch.no_grad():
+        p = np.clip(model(vx).numpy(), 1e-7, 1 - 1e-7)  # the clipping fit() uses for val_loss
+    restored = float(-np.mean(vy.numpy() * np.log(p) + (1 - vy.numpy()) * np.log(1 - p)))
+    assert restored == pytest.approx(min(losses), rel=1e-4)
+    assert compute_metrics(vy.numpy(), p)["accuracy"] > 0.9
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_metrics_match_hand_counts_and_threshold() -> None:
+    y = np.array([1, 1, 0, 0, 1])
+    p = np.array([0.9, 0.4, 0.6, 0.1, 0.7])
+    m = compute_metrics(y, p, threshold=0.5)
+    assert m["confusion_matrix"] == {"tn": 1, "fp": 1, "fn": 1, "tp": 2}
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert compute_metrics(y, p, threshold=0.35)["recall"] == 1.0
+    t = best_threshold(y, p)
+    assert compute_metrics(y, p, t)["accuracy"] == max(compute_metrics(y, p, s)["accuracy"] for s in p)
