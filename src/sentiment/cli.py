@@ -6,15 +6,15 @@ Heavy libraries (torch, gensim, pandas, scikit-learn) are imported inside the co
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
-
-import functools
-from collections.abc import Callable
 
 import typer
 
@@ -54,7 +54,11 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 app = typer.Typer(
     name="sentiment",
-    help="Train, evaluate and serve text-sentiment classifiers (Word2Vec averaging + a PyTorch MLP).",
+    help=(
+        "Train, evaluate and serve text-sentiment classifiers (Word2Vec averaging + a PyTorch MLP).\n\n"
+        "Start with: sentiment train --config configs/default.yaml; then sentiment eval and "
+        'sentiment predict "a gripping film". Add --help to any command for its options.'
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -73,8 +77,13 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Model directory (default: the one the last `train` wrote)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only results and warnings; no progress.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail (per-stage timings as they end).")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only results and warnings: no bars, progress lines or timings.")
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="More detail: per-epoch lines, stage times, INFO logs."),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
 
 
@@ -90,16 +99,15 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Train, evaluate and serve text-sentiment classifiers.
-
-    sentiment train --config configs/default.yaml   |   sentiment eval   |   sentiment predict "a gripping film"
-    """
+    """Train, evaluate and serve text-sentiment classifiers (--help shows the app's help text)."""
 
 
-def _setup_logging(quiet: bool, verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname_lower)s: %(message)s"))
-    handler.addFilter(_LowerLevel())
+def _setup_logging(quiet: bool, verbose: bool, handler: logging.Handler | None = None) -> None:
+    """Library log lines on stderr as ``warning: ...``; INFO too with --verbose."""
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname_lower)s: %(message)s"))
+        handler.addFilter(_LowerLevel())
     logger = logging.getLogger("sentiment")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.WARNING if quiet or not verbose else logging.INFO)
@@ -118,26 +126,45 @@ def train(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Model directory to write (default: output_dir/<config>).")
+        Path | None,
+        typer.Option("--output", "-o", help="Model directory to write (default: output_dir/<config name>)."),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run Ctrl-C (or SIGTERM) stopped, from its checkpoint."),
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Download/read the data, train Word2Vec and the MLP, evaluate on the test split, save the model."""
+    """Download/read the data, train Word2Vec and the MLP, evaluate on the test split, save the model.
+
+    Ctrl-C stops after the current batch and keeps a checkpoint; `sentiment train ... --resume` goes on.
+    """
+    from sentiment.checkpoint import terminate_as_interrupt
     from sentiment.config import load_config
+    from sentiment.errors import TrainingInterrupted
     from sentiment.pipeline import train as run_train
     from sentiment.progress import Reporter
 
-    _setup_logging(quiet, verbose)
-    cfg = load_config(config, set_ or [])
     reporter = Reporter(quiet=quiet, verbose=verbose)
-    result = run_train(cfg, output, config_name=config.stem, reporter=reporter)
+    # log lines go through the reporter's console so that they print above a live bar, not through it
+    _setup_logging(quiet, verbose, reporter.logging_handler())
+    cfg = load_config(config, set_ or [])
+    try:
+        with terminate_as_interrupt():  # SIGTERM outside the epochs: clean up like Ctrl-C, keep the old model
+            result = run_train(cfg, output, config_name=config.stem, reporter=reporter, resume=resume)
+    except TrainingInterrupted as exc:
+        command = ["sentiment", "train", "--config", str(config)]
+        command += [a for pair in set_ or [] for a in ("--set", pair)]
+        command += ["--output", str(output)] if output is not None else []
+        typer.echo(f"{exc}; resume with: {shlex.join([*command, '--resume'])}", err=True)
+        raise typer.Exit(128 + exc.signum) from None
     reporter.timing_table()
-    from sentiment.report import print_metrics
+    from sentiment.report import print_metrics, print_report_location
 
     print_metrics(result.metrics, title="Test metrics", validation=result.val_metrics)
-    typer.echo(f"model saved to {result.model_dir} (report: metrics.json, history.csv, *.png)")
+    print_report_location(result.model_dir)
 
 
 @app.command("eval")
@@ -145,15 +172,17 @@ def train(
 def eval_(
     model: ModelOpt = None,
     data: Annotated[
-        Path | None, typer.Option("--data", "-d", help="Evaluate on this labelled file instead of the test split.")
+        Path | None,
+        typer.Option("--data", "-d", help="Evaluate on this labelled file instead of the saved test split."),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option("--threshold", min=0.0, max=1.0, help="Decision threshold (default: the model's).")
+        float | None,
+        typer.Option("--threshold", min=0.0, max=1.0, help="Decision threshold (default: the model's)."),
     ] = None,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Accuracy, precision, recall and F1 of a saved model."""
+    """Accuracy, precision, recall and F1 of a saved model: tables for people, one JSON object with --json."""
     from sentiment.paths import resolve_model_dir
     from sentiment.pipeline import evaluate_model
 
@@ -189,19 +218,23 @@ def predict(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", "-f", help="One text per line ('-' for stdin), or a CSV/TSV/Parquet/JSONL file with a text column."
+            "--file",
+            "-f",
+            help="One text per line ('-' reads stdin), or a CSV/TSV/Parquet/JSONL file with a text column.",
         ),
     ] = None,
     text_column: Annotated[
-        str | None, typer.Option("--text-column", help="Text column of a table --file (default: the model's).")
+        str | None,
+        typer.Option("--text-column", help="Text column of a table --file (default: the model's)."),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write predictions to this CSV (input columns + label).")
+        Path | None,
+        typer.Option("--output", "-o", help="Write a CSV: input columns (or text) + label, probability."),
     ] = None,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Label and probability of the positive class for each text."""
+    """Label and probability of the positive class for each text: a table, JSON lines (--json) or a CSV."""
     from sentiment.paths import resolve_model_dir
     from sentiment.predictor import Predictor
 
@@ -210,7 +243,8 @@ def predict(
     model_dir = resolve_model_dir(model)
     predictor = Predictor.load(model_dir)
     table = None
-    if file is not None and str(file) != "-" and file.name.lower().removesuffix(".gz").endswith(TABLE_SUFFIXES):
+    is_table = file is not None and file.name.lower().removesuffix(".gz").endswith(TABLE_SUFFIXES)
+    if file is not None and str(file) != "-" and is_table:
         from sentiment.report import read_text_table
 
         table, inputs = read_text_table(file, text_column or _model_text_column(model_dir))
@@ -221,9 +255,13 @@ def predict(
     else:
         inputs = list(texts or [])
         if not inputs:
-            raise SentimentError('no text given: sentiment predict "some text" (or --file FILE, --file - for stdin)')
+            raise SentimentError(
+                'no text given: sentiment predict "some text" (or --file FILE; --file - reads stdin)'
+            )
         if any(not t.strip() for t in inputs):
             raise SentimentError("an empty text cannot be classified")
+    # Undecodable argv bytes arrive as lone surrogates, which a UTF-8 stdout refuses to print: make them U+FFFD.
+    inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
     predictions = predictor.predict(inputs)
     if output is not None:
         from sentiment.report import write_predictions_csv

@@ -79,6 +79,17 @@ class TextConfig(_Section):
     phrases: bool = Field(False, description="Join frequent word pairs into one token (gensim Phrases).")
     phrases_min_count: int = Field(20, ge=1, description="Phrases: minimum count of a pair.")
     phrases_threshold: float = Field(10.0, gt=0, description="Phrases: score threshold (higher, fewer phrases).")
+    ngrams: int = Field(
+        1,
+        ge=1,
+        le=3,
+        description=(
+            "Add word n-grams up to this length as extra tokens (2: bigrams), each starting as the mean "
+            "of its words' vectors; pays with model.fine_tune_embeddings."
+        ),
+    )
+    ngram_min_count: int = Field(5, ge=1, description="n-grams: minimum number of training texts.")
+    ngram_max: int | None = Field(None, gt=0, description="n-grams: keep at most this many (most frequent).")
 
 
 class Word2VecConfig(_Section):

@@ -51,8 +51,9 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); re-save the file as UTF-8") from None
+    except UnicodeDecodeError:
+        where = _first_bad_utf8(path)
+        raise DataError(f"{path}: not UTF-8 text ({where}); re-save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, ValueError, OSError, EOFError) as exc:
@@ -67,6 +68,22 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
             raise DataError(f"{path}: column(s) {', '.join(missing)} not found; the file has: {have}")
         frame = frame[columns]
     return frame
+
+
+def _first_bad_utf8(path: Path) -> str:
+    """Where the first byte that is not UTF-8 is (the decoder's own offset is relative to a chunk)."""
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    offset = 0
+    with opener(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}, byte {offset + exc.start}: {line[exc.start : exc.start + 1]!r}"
+            offset += len(line)
+    return "invalid byte"
 
 
 @dataclass

@@ -44,7 +44,10 @@ def cached_versions(handle: str, file: str | None) -> list[int]:
         if not entry.name.isdigit():
             continue
         # kagglehub writes a completion marker only once a download has finished.
-        marker = base / ".complete" / entry.name / f"{file}.complete" if file else base / f"{entry.name}.complete"
+        if file:
+            marker = base / ".complete" / entry.name / f"{file}.complete"
+        else:
+            marker = base / f"{entry.name}.complete"
         target = entry / file if file else entry
         if marker.exists() and target.exists():
             versions.append(int(entry.name))
@@ -69,7 +72,10 @@ def download_dataset(handle: str, file: str | None = None) -> Path:
     except Exception as exc:  # kagglehub raises requests, HTTP and its own errors alike
         reason = _short_reason(exc)
         if _is_not_found(exc):
-            raise DataError(f"Kaggle dataset '{handle}' (file {file!r}) does not exist: {reason}") from None
+            raise DataError(
+                f"Kaggle dataset '{handle}' (file {file!r}) does not exist ({reason}); check "
+                "data.kaggle_handle (owner/slug, as in the dataset's URL) and data.kaggle_file"
+            ) from None
         if version is not None:
             raise DataError(_not_found_message(handle, file, reason)) from None
         versions = cached_versions(handle, file)
@@ -90,11 +96,15 @@ def download_dataset(handle: str, file: str | None = None) -> Path:
 def _is_not_found(exc: Exception) -> bool:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
-    return status == 404 or type(exc).__name__ == "KaggleApiHTTPError" and "404" in str(exc)
+    return status == 404 or (type(exc).__name__ == "KaggleApiHTTPError" and "404" in str(exc))
 
 
 def _short_reason(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "NameResolutionError" in text or "Failed to resolve" in text or "Max retries exceeded" in text:
         return "no network connection"
+    if "IncompleteRead" in text or "Connection broken" in text or "ChunkedEncoding" in type(exc).__name__:
+        return "the download was cut short"  # kagglehub left no completion marker: the part is never used
+    if _is_not_found(exc):
+        return "404 Not Found"
     return f"{type(exc).__name__}: {text[:160]}"

@@ -17,3 +17,16 @@ class DataError(SentimentError):
 
 class ModelDirError(SentimentError):
     """A model directory is missing, incomplete, corrupted or unsafe."""
+
+
+class CheckpointError(SentimentError):
+    """A training checkpoint is missing, unreadable or belongs to a different run."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT / SIGTERM; the state to resume from is in ``checkpoint``. Not bad input."""
+
+    def __init__(self, message: str, checkpoint: object, signum: int) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint  # pathlib.Path of the checkpoint directory
+        self.signum = signum

@@ -3,7 +3,7 @@
 Layout::
 
     config.yaml         the resolved config of the run (reproduce it with `sentiment train --config`)
-    meta.json           format version, labels, threshold, tokeniser and phrases, feature settings, data sources
+    meta.json           format version, labels, threshold, tokeniser and phrases, features, data sources
     vocab.json          the vocabulary, in row order of the embedding matrix
     model.safetensors   word vectors, optional word weights / feature scaling, MLP weights
     metrics.json        test metrics;  history.csv: per-epoch losses and validation metrics
@@ -32,9 +32,29 @@ FORMAT_VERSION = 1
 REQUIRED_FILES = ("meta.json", "vocab.json", "model.safetensors")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(target: Path) -> None:
+    """Remove what a killed run left next to ``target`` (its staging or .old directory): never in place."""
+    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+        for leftover in target.parent.glob(pattern):
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 def new_staging_dir(target: Path) -> Path:
     """An empty sibling directory to write a model into before it is moved into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target)
     staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -90,15 +110,19 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path}: corrupted ({exc.__class__.__name__}); retrain or re-download the model") from None
+        reason = exc.__class__.__name__
+        raise ModelDirError(f"{path}: corrupted ({reason}); retrain or re-download the model") from None
 
 
 def check_model_dir(model_dir: Path) -> dict[str, Any]:
     """Validate the directory's presence, files and format; returns meta.json."""
     if not model_dir.exists():
-        raise ModelDirError(f"model directory not found: {model_dir}")
+        raise ModelDirError(
+            f"model directory not found: {model_dir}; pass --model DIR of a trained model "
+            "or run `sentiment train`"
+        )
     if not model_dir.is_dir():
-        raise ModelDirError(f"not a model directory: {model_dir}")
+        raise ModelDirError(f"not a model directory: {model_dir}; pass --model DIR of a trained model")
     missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
     if missing:
         raise ModelDirError(
@@ -124,7 +148,7 @@ def load_vocab(model_dir: Path) -> list[str]:
 
 
 def load_tensors(model_dir: Path) -> dict[str, np.ndarray]:
-    """Read model.safetensors; a pickle, a truncated or a corrupted file is refused without running anything."""
+    """Read model.safetensors; a pickle, a truncated or a corrupted file is refused, running nothing."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -132,7 +156,11 @@ def load_tensors(model_dir: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        head = path.read_bytes()[:2] if path.exists() else b""
-        kind = "a pickle (refused: loading it could run code)" if head[:1] == b"\x80" else "truncated or corrupted"
+        with path.open("rb") as fh:
+            head = fh.read(4)
+        # A pickle (protocol 2+ starts with 0x80) or torch.save's zip of pickles: never unpickled here.
+        is_pickle = head[:1] == b"\x80" or head == b"PK\x03\x04"
+        kind = "a pickle (refused: loading it could run code)" if is_pickle else "truncated or corrupted"
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ModelDirError(f"{path}: weights are {kind} ({reason}); retrain or re-download the model") from None
+        what = f"{path}: weights are {kind} ({reason})"
+        raise ModelDirError(f"{what}; retrain or re-download the model") from None

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -23,10 +24,20 @@ from typing import Any
 import numpy as np
 
 from sentiment import __version__
+from sentiment.checkpoint import (
+    StopRequest,
+    checkpoint_dir,
+    config_differences,
+    fingerprint,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from sentiment.config import CONFIG_VERSION, Config, config_from_dict, read_yaml
 from sentiment.dataset import LabelledData, Splits, labelled_from_frame, load_splits, read_table
-from sentiment.errors import ConfigError, ModelDirError
+from sentiment.errors import CheckpointError, ConfigError, ModelDirError, TrainingInterrupted
 from sentiment.modeldir import FORMAT, FORMAT_VERSION, commit_dir, new_staging_dir, save_tensors, write_json
+from sentiment.ngrams import add_ngrams, frequent_ngrams, ngram_vectors
 from sentiment.paths import remember_last_model
 from sentiment.phrases import apply_phrases, learn_phrases
 from sentiment.pooling import TokenBags, encode, idf_weights, output_dim, pool, sif_weights
@@ -68,6 +79,55 @@ def _corpus(train_tokens: list[list[str]], unlabeled: list[str], settings: Token
     return gen()
 
 
+def _with_ngrams(wv: WordVectors, train_tokens: list[list[str]], config: Config) -> WordVectors:
+    """Word vectors plus the frequent training n-grams, each starting as the mean of its words' vectors."""
+    text = config.text
+    index = wv.index()
+    kept = frequent_ngrams(train_tokens, text.ngrams, text.ngram_min_count, text.ngram_max, index)
+    grams = [g for g, _ in kept]
+    return WordVectors(
+        wv.words + grams,
+        np.concatenate([wv.vectors, ngram_vectors(grams, index, wv.vectors)]),
+        np.concatenate([wv.counts, np.array([c for _, c in kept], dtype=wv.counts.dtype)]),
+    )
+
+
+def _tokenize_splits(
+    splits: Splits, settings: TokenizerSettings, reporter: Reporter
+) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """Tokens of the train / validation / test texts, with a progress bar on a terminal."""
+    parts = [splits.train.texts, splits.val.texts if splits.val else [], splits.test.texts]
+    total = sum(map(len, parts))
+    start = time.perf_counter()
+    if not reporter.live:  # one call per split: whatever tokenize_many does to be fast, it sees whole splits
+        out = [tokenize_many(texts, settings) for texts in parts]
+    else:
+        chunk = max(2_000, total // 50)
+        out = [[] for _ in parts]
+        with reporter.bar("Tokenising", total) as update:
+            done = 0
+            for texts, tokens in zip(parts, out, strict=True):
+                for i in range(0, len(texts), chunk):
+                    tokens.extend(tokenize_many(texts[i : i + chunk], settings))
+                    done += len(texts[i : i + chunk])
+                    update(done)
+    n_tokens = sum(len(t) for toks in out for t in toks)
+    reporter.log(f"tokenise: {total:,} texts, {n_tokens:,} tokens ({time.perf_counter() - start:.1f} s)")
+    return out[0], out[1], out[2]
+
+
+def _training_summary(fitted: Any, monitor: str, seconds: float) -> str:
+    """One line: epochs run, the best epoch and its monitored value, early stopping."""
+    epochs = len(fitted.history)
+    line = f"training: {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s"
+    best = next((r for r in fitted.history if r.epoch == fitted.best_epoch), None)
+    if best is not None and getattr(best, monitor, None) is not None:
+        line += f"; best epoch {best.epoch} ({monitor} {getattr(best, monitor):.4f}), its weights kept"
+    if fitted.stopped_early:
+        line += "; stopped early"
+    return line
+
+
 def _word_weights(config: Config, wv: WordVectors, train_bags: TokenBags) -> np.ndarray | None:
     if config.features.pooling == "tfidf":
         return idf_weights(train_bags, len(wv.words))
@@ -82,13 +142,31 @@ def train(
     *,
     config_name: str = "model",
     reporter: Reporter | None = None,
+    resume: bool = False,
 ) -> TrainOutput:
-    """Train, evaluate on the test split and save a model directory (atomically). Returns the metrics."""
+    """Train, evaluate on the test split and save a model directory (atomically). Returns the metrics.
+
+    SIGINT / SIGTERM during the epochs stop training after the current batch: the state goes to a checkpoint
+    next to the model directory (which stays as it was) and ``TrainingInterrupted`` is raised. ``resume=True``
+    continues from that checkpoint, to the same result as a run that was never interrupted.
+    """
     check_compatible(config)
     reporter = reporter or Reporter(quiet=True)
     target = Path(output) if output is not None else Path(config.output_dir) / config_name
     if target.exists() and not target.is_dir():
         raise ConfigError(f"output path exists and is not a directory: {target}")
+    ckpt_dir = checkpoint_dir(target)
+    checkpoint = load_checkpoint(ckpt_dir) if resume else None
+    if checkpoint is not None:
+        changed = config_differences(checkpoint.config, config.to_dict())
+        if changed:
+            raise CheckpointError(
+                f"{ckpt_dir} was made with a different config ({'; '.join(changed[:3])}); resume with the "
+                "same config and --set options, or run without --resume to start over"
+            )
+        reporter.log(f"resuming from {ckpt_dir}: epoch {checkpoint.fit.epoch}, batch {checkpoint.fit.batch}")
+    elif ckpt_dir.exists():
+        reporter.warn(f"{ckpt_dir} holds an interrupted run; this one starts over (--resume continues it)")
 
     with reporter.stage("start-up"):
         import torch
@@ -99,7 +177,11 @@ def train(
         device = resolve_device(config.device)
     reporter.log(f"device: {describe_device(device)}")
 
-    with reporter.stage("data"):
+    downloading = not config.data.path and bool(config.data.kaggle_handle)
+    if downloading:
+        handle = config.data.kaggle_handle
+        reporter.log(f"data: Kaggle dataset {handle} (kagglehub, cached after the first download)")
+    with reporter.stage("data"), reporter.download_progress() if downloading else contextlib.nullcontext():
         splits = load_splits(config.data, config.seed)
     n_val = len(splits.val.labels) if splits.val else 0
     reporter.log(
@@ -109,9 +191,7 @@ def train(
 
     settings = TokenizerSettings.from_config(config.text)
     with reporter.stage("tokenise"):
-        train_tok = tokenize_many(splits.train.texts, settings)
-        val_tok = tokenize_many(splits.val.texts, settings) if splits.val else []
-        test_tok = tokenize_many(splits.test.texts, settings)
+        train_tok, val_tok, test_tok = _tokenize_splits(splits, settings, reporter)
 
     phrases: frozenset[str] = frozenset()
     if config.text.phrases:
@@ -130,22 +210,39 @@ def train(
 
     w2v = config.word2vec
     with reporter.stage("word2vec"), reporter.bar("Word2Vec epochs", w2v.epochs) as update:
+        w2v_start = time.perf_counter()
+
+        def on_w2v_epoch(done: int, total: int) -> None:
+            update(done)
+            reporter.step(f"word2vec epoch {done:>3}/{total}  ({time.perf_counter() - w2v_start:.1f} s)")
+
         # Only training (+ unlabelled) text reaches Word2Vec: validation and test text never do.
         wv, cache_hit = train_word2vec(
             _corpus(train_tok, splits.unlabeled, settings, phrases),
             w2v,
             config.seed,
-            on_epoch=lambda done, total: update(done),
+            on_epoch=on_w2v_epoch,
         )
     reporter.log(
         f"word2vec: {len(wv.words)} words x {wv.vectors.shape[1]} dims"
         + (" (reused from cache)" if cache_hit else f" ({'skip-gram' if w2v.sg else 'CBOW'}, {w2v.epochs} epochs)")
     )
 
+    n_gram = config.text.ngrams
+    if n_gram > 1:
+        with reporter.stage("n-grams"):
+            wv = _with_ngrams(wv, train_tok, config)
+        reporter.log(f"n-grams: vocabulary now {len(wv.words)} tokens (words + 2..{n_gram}-grams)")
+
     with reporter.stage("features"):
         index = wv.index()
-        train_bags, test_bags = encode(train_tok, index), encode(test_tok, index)
-        val_bags = encode(val_tok, index) if splits.val else None
+
+        def bags(toks: list[list[str]]) -> TokenBags:
+            # n-grams are added one split at a time: the longer token lists are never all held at once
+            return encode([add_ngrams(t, n_gram) for t in toks] if n_gram > 1 else toks, index)
+
+        train_bags, test_bags = bags(train_tok), bags(test_tok)
+        val_bags = bags(val_tok) if splits.val else None
         weights = _word_weights(config, wv, train_bags)
         del train_tok, val_tok, test_tok
 
@@ -182,28 +279,44 @@ def train(
             ]
             param_groups = None
     train_ds, val_ds, test_ds = datasets
+    # What a resumed run must see again: the same word vectors and the same training and validation bags.
+    val_arrays = (val_bags.ids, val_bags.offsets, splits.val.labels) if val_bags is not None else ()
+    data_print = fingerprint(wv.vectors, weights, train_bags.ids, train_bags.offsets, splits.train.labels,
+                             *val_arrays)
+    if checkpoint is not None and checkpoint.fingerprint != data_print:
+        raise CheckpointError(
+            f"{ckpt_dir}: the training data or word vectors differ from the interrupted run (a changed data "
+            "file, or Word2Vec retrained with word2vec.workers != 1); run without --resume to start over"
+        )
     train_loader = make_loader(train_ds, tcfg.batch_size, shuffle=True, seed=config.seed,
                                num_workers=tcfg.num_workers, device=device)
     eval_batch = max(tcfg.batch_size, 1024)
     val_loader = make_loader(val_ds, eval_batch, shuffle=False, seed=0, device=device) if val_ds else None
     test_loader = make_loader(test_ds, eval_batch, shuffle=False, seed=0, device=device)
+    train_eval_loader = make_loader(train_ds, eval_batch, shuffle=False, seed=0, device=device)
+
+    def on_epoch(record: Any) -> None:
+        # Training accuracy of the epoch's final weights (eval mode, like validation) for the learning curves.
+        probs, y = predict_probs(model, train_eval_loader, device)
+        record.train_accuracy = float(np.mean((probs >= 0.5) == (y >= 0.5)))
+        progress.on_epoch(record)
 
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     reporter.log(f"model: {type(model).__name__} {input_dim}-{'-'.join(map(str, config.model.hidden_dims))}-1, "
                  f"{n_params:,} trainable parameters")
-    with reporter.stage("training"), reporter.bar("Training epochs", tcfg.epochs) as update:
+    from sentiment.training import FitStopped
 
-        def on_epoch(record: Any) -> None:
-            update(record.epoch, info=f"loss {record.train_loss:.4f}"
-                   + (f" val acc {record.val_accuracy:.4f}" if record.val_accuracy is not None else ""))
-            line = f"epoch {record.epoch:>3}/{tcfg.epochs}  loss {record.train_loss:.4f}"
-            if record.val_loss is not None:
-                line += f"  val_loss {record.val_loss:.4f}  val_acc {record.val_accuracy:.4f}  val_f1 {record.val_f1:.4f}"
-            reporter.log(line + f"  ({record.seconds:.1f} s)")
-
-        fitted = fit(model, train_loader, val_loader, tcfg, device, param_groups=param_groups, on_epoch=on_epoch)
-    if fitted.stopped_early:
-        reporter.log(f"early stopping: best epoch {fitted.best_epoch} ({tcfg.monitor}); its weights restored")
+    stop = StopRequest()
+    try:
+        with reporter.stage("training"), reporter.training(tcfg.epochs) as progress, stop.installed():
+            fitted = fit(model, train_loader, val_loader, tcfg, device, param_groups=param_groups,
+                         on_epoch=on_epoch, on_batch=progress.on_batch,
+                         resume=checkpoint.fit if checkpoint is not None else None, should_stop=stop,
+                         on_checkpoint=lambda st: save_checkpoint(ckpt_dir, config.to_dict(), data_print, st))
+    except FitStopped as exc:
+        raise TrainingInterrupted(_interrupted_message(exc, stop.signum, tcfg.epochs, ckpt_dir, target),
+                                  ckpt_dir, stop.signum or 2) from None
+    reporter.log(_training_summary(fitted, tcfg.monitor, reporter.timings.get("training", 0.0)))
 
     from sentiment.evaluate import best_threshold, compute_metrics
 
@@ -241,6 +354,7 @@ def train(
             "threshold": threshold,
             "tokenizer": asdict(settings),
             "phrases": sorted(phrases),
+            "ngrams": n_gram,
             "pooling": config.features.pooling,
             "activation": config.model.activation,
             "input_dim": input_dim,
@@ -258,7 +372,20 @@ def train(
         all_metrics = {"test": metrics, "validation": val_metrics, "threshold": threshold}
         model_dir = save_model_dir(target, config, meta, wv.words, tensors, all_metrics, fitted.history_rows(),
                                    splits, test_probs)
+        remove_checkpoint(ckpt_dir)  # the run is complete: nothing left to resume
     return TrainOutput(model_dir, metrics, val_metrics, fitted.history_rows(), dict(reporter.timings), cache_hit)
+
+
+def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Path, target: Path) -> str:
+    import signal
+
+    name = signal.Signals(signum).name if signum else "a signal"
+    state = exc.state
+    where = (f"after epoch {state.epoch - 1}/{epochs}" if state.batch == 0
+             else f"in epoch {state.epoch}/{epochs} after batch {state.batch}/{exc.n_batches}")
+    best = f"best epoch so far: {state.best_epoch}; " if state.best_epoch else ""
+    kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
+    return f"training interrupted by {name} {where}; {best}state saved in {ckpt_dir}; {kept}"
 
 
 def _write_test_rows(path: Path, test: LabelledData, splits: Splits) -> None:
@@ -300,7 +427,8 @@ def save_model_dir(
         _write_test_rows(staging / TEST_FILE, splits.test, splits)
         from sentiment.plots import write_plots
 
-        write_plots(staging, history, splits.test.labels, test_probs, metrics["test"])
+        write_plots(staging, history, splits.test.labels, test_probs, metrics["test"],
+                    best_epoch=meta.get("best_epoch"), labels=(splits.negative_label, splits.positive_label))
         commit_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,6 +8,16 @@ from typing import Any
 import numpy as np
 
 PLOT_FILES = ("loss.png", "accuracy.png", "confusion_matrix.png", "precision_recall.png")
+# Markers help read a short run; on a long one they merge into a thick line.
+_MARKER_LIMIT = 25
+
+
+def _series(history: list[dict[str, Any]], key: str) -> list[float] | None:
+    """A history column, or None when the run did not record it (no validation split, an older model)."""
+    values = [h.get(key) for h in history]
+    if not values or any(v is None or v == "" for v in values):
+        return None
+    return [float(v) for v in values]
 
 
 def write_plots(
@@ -16,57 +26,122 @@ def write_plots(
     y_true: np.ndarray,
     probs: np.ndarray,
     metrics: dict[str, Any],
+    *,
+    best_epoch: int | None = None,
+    labels: tuple[str, str] = ("negative", "positive"),
 ) -> list[Path]:
+    """Write the four PNGs of ``PLOT_FILES`` into ``directory``; returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works without a display
     import matplotlib.pyplot as plt
-    from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    written = []
-    epochs = [h["epoch"] for h in history]
+    epochs = [int(h["epoch"]) for h in history]
+    has_val = _series(history, "val_loss") is not None
+    if not has_val:
+        best_epoch = None  # without validation the "best" epoch is just the last one: nothing to mark
+    marker = {"marker": "o", "markersize": 4} if len(epochs) <= _MARKER_LIMIT else {}
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="training")
-    if any(h["val_loss"] is not None for h in history):
-        ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-    ax.set(xlabel="epoch", ylabel="BCE loss", title="Loss per epoch")
+    def learning_curve(title: str, ylabel: str, curves: list[tuple[str, list[float] | None]]) -> Any:
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        for label, values in curves:
+            if values is not None:
+                ax.plot(epochs, values, label=label, **marker)
+        if best_epoch and len(epochs) > 1:
+            ax.axvline(
+                best_epoch, color="grey", linestyle=":", linewidth=1, label=f"best epoch ({best_epoch})"
+            )
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        return fig, ax
+
+    fig, ax = learning_curve(
+        "Loss per epoch",
+        "binary cross-entropy",
+        [("training", _series(history, "train_loss")), ("validation", _series(history, "val_loss"))],
+    )
     ax.legend()
-    ax.grid(alpha=0.3)
-    written.append(_save(fig, directory / "loss.png"))
+    written = [_save(fig, directory / "loss.png")]
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if any(h["val_accuracy"] is not None for h in history):
-        ax.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="validation accuracy")
-        ax.plot(epochs, [h["val_f1"] for h in history], marker="s", label="validation F1")
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no validation split (data.val_size = 0)", ha="center", va="center")
-    ax.axhline(metrics["accuracy"], color="grey", linestyle="--", linewidth=1)
-    ax.set(xlabel="epoch", ylabel="score", title=f"Validation per epoch (test accuracy {metrics['accuracy']:.3f})")
-    ax.grid(alpha=0.3)
+    fig, ax = learning_curve(
+        "Accuracy per epoch" + ("" if has_val else " (no validation split)"),
+        "accuracy / F1" if has_val else "accuracy",
+        [
+            ("training", _series(history, "train_accuracy")),
+            ("validation", _series(history, "val_accuracy")),
+            ("validation F1", _series(history, "val_f1")),
+        ],
+    )
+    ax.axhline(
+        metrics["accuracy"],
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label=f"test accuracy ({metrics['accuracy']:.3f})",
+    )
+    ax.legend(loc="lower right")
     written.append(_save(fig, directory / "accuracy.png"))
 
+    written.append(_confusion_matrix(plt, directory / "confusion_matrix.png", metrics, labels))
+    written.append(_precision_recall(plt, directory / "precision_recall.png", y_true, probs, metrics))
+    return written
+
+
+def _confusion_matrix(plt: Any, path: Path, metrics: dict[str, Any], labels: tuple[str, str]) -> Path:
     cm = metrics["confusion_matrix"]
     grid = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.imshow(grid, cmap="Blues")
+    row_share = grid / np.maximum(grid.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(row_share, cmap="Blues", vmin=0, vmax=1)
     for (i, j), value in np.ndenumerate(grid):
-        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > grid.max() / 2 else "black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["negative", "positive"], yticklabels=["negative", "positive"],
-           xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
-    written.append(_save(fig, directory / "confusion_matrix.png"))
+        colour = "white" if row_share[i, j] > 0.5 else "black"
+        ax.text(j, i, f"{value}\n({row_share[i, j]:.0%} of row)", ha="center", va="center", color=colour)
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=list(labels),
+        yticklabels=list(labels),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"Confusion matrix (test, n = {int(grid.sum())})",
+    )
+    return _save(fig, path)
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+
+def _precision_recall(
+    plt: Any, path: Path, y_true: np.ndarray, probs: np.ndarray, metrics: dict[str, Any]
+) -> Path:
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    y_true = np.asarray(y_true).astype(np.int64)
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
     if len(np.unique(y_true)) == 2:
         precision, recall, _ = precision_recall_curve(y_true, probs)
         ap = average_precision_score(y_true, probs)
-        ax.plot(recall, precision, label=f"AP = {ap:.3f}")
-        ax.legend()
+        ax.plot(recall, precision, label=f"model (average precision {ap:.3f})")
+        ax.axhline(
+            y_true.mean(),
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"chance (positive rate {y_true.mean():.2f})",
+        )
+        ax.plot(
+            metrics["recall"],
+            metrics["precision"],
+            "o",
+            color="black",
+            label=f"threshold {metrics['threshold']:.2f}",
+        )
+        ax.legend(loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "needs both classes in the test split", ha="center", va="center", color="grey")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)", xlim=(0, 1), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
-    written.append(_save(fig, directory / "precision_recall.png"))
-    return written
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, pairwise, repeat
 
 import numpy as np
 
@@ -42,7 +42,8 @@ def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> Token
     """Map tokens to vocabulary ids, dropping unknown words."""
     lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
     total = int(lengths.sum())
-    ids = np.fromiter(map(index.get, chain.from_iterable(token_lists), repeat(-1)), dtype=np.int64, count=total)
+    tokens = chain.from_iterable(token_lists)
+    ids = np.fromiter(map(index.get, tokens, repeat(-1)), dtype=np.int64, count=total)
     known = ids >= 0
     doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
     counts = np.bincount(doc[known], minlength=len(token_lists))
@@ -94,6 +95,37 @@ def pool(
     return out
 
 
+# Above this many tokens a chunk is summed with a sparse (texts x vocabulary) product; below it, a short loop.
+# Both add each text's vectors one after another in float32, so they give bit-identical sums.
+SPARSE_MIN_TOKENS = 4096
+
+
+def _segment_sums(
+    ids: np.ndarray, starts: np.ndarray, vectors: np.ndarray, w: np.ndarray | None
+) -> np.ndarray:
+    """Sum of ``vectors[ids]`` (times ``w``) over each segment ``ids[starts[i]:starts[i + 1]]`` (none empty).
+
+    Not ``np.add.reduceat`` over the gathered rows: along axis 0 it sums each column with strided pairwise
+    additions (measured 3.3 s for 25,000 reviews); the sparse product reads each row once (0.4 s) and needs no
+    (tokens x dim) copy of the vectors.
+    """
+    bounds = np.append(starts, len(ids))
+    if len(ids) >= SPARSE_MIN_TOKENS:
+        try:
+            from scipy.sparse import csr_matrix  # a training dependency; prediction of a few texts skips it
+        except ImportError:
+            csr_matrix = None
+        if csr_matrix is not None:
+            data = w if w is not None else np.ones(len(ids), dtype=vectors.dtype)
+            matrix = csr_matrix((data, ids, bounds), shape=(len(starts), vectors.shape[0]))
+            return np.asarray(matrix @ vectors, dtype=np.float32)
+    sums = np.empty((len(starts), vectors.shape[1]), dtype=np.float32)
+    for row, (lo, hi) in enumerate(pairwise(bounds)):
+        emb = vectors[ids[lo:hi]]
+        sums[row] = (emb * w[lo:hi, None] if w is not None else emb).sum(axis=0)
+    return sums
+
+
 def _pool_chunk(
     bags: TokenBags,
     vectors: np.ndarray,
@@ -108,20 +140,22 @@ def _pool_chunk(
     if hi == lo:
         return
     ids = bags.ids[lo:hi]
-    emb = vectors[ids]
     lengths = np.diff(offsets[start : end + 1])
     nonempty = np.nonzero(lengths)[0]
-    # reduceat over empty segments would return a neighbour's row: reduce only over non-empty ones.
+    # Sum only over non-empty texts: an empty one keeps its row of zeros.
     starts = offsets[start:end][nonempty] - lo
     rows = start + nonempty
     dim = vectors.shape[1]
     if weights is not None and pooling in ("tfidf", "sif"):
         w = weights[ids]
-        sums = np.add.reduceat(emb * w[:, None], starts, axis=0)
+        sums = _segment_sums(ids, starts, vectors, w)
         totals = np.add.reduceat(w, starts)
         out[rows, :dim] = sums / np.maximum(totals, 1e-12)[:, None]
     else:
-        sums = np.add.reduceat(emb, starts, axis=0)
+        sums = _segment_sums(ids, starts, vectors, None)
         out[rows, :dim] = sums / lengths[nonempty][:, None]
     if pooling == "mean_max":
-        out[rows, dim:] = np.maximum.reduceat(emb, starts, axis=0)
+        # A loop over the texts: np.maximum.reduceat along axis 0 is as slow as the sum (5.8 s vs 0.7 s).
+        bounds = np.append(starts, len(ids))
+        for row, (first, last) in zip(rows, pairwise(bounds), strict=True):
+            out[row, dim:] = vectors[ids[first:last]].max(axis=0)

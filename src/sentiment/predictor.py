@@ -16,6 +16,7 @@ import numpy as np
 
 from sentiment.errors import ModelDirError
 from sentiment.modeldir import check_model_dir, load_tensors, load_vocab
+from sentiment.ngrams import add_ngrams
 from sentiment.phrases import apply_phrases
 from sentiment.pooling import TokenBags, encode, pool
 from sentiment.tokenizer import TokenizerSettings, tokenize
@@ -87,6 +88,7 @@ class Predictor:
         self.index = {w: i for i, w in enumerate(vocab)}
         self.tokenizer = TokenizerSettings.from_dict(meta["tokenizer"])
         self.phrases = frozenset(meta.get("phrases") or ())
+        self.ngrams = int(meta.get("ngrams") or 1)
         self.pooling = meta["pooling"]
         self.activation = meta["activation"]
         self.threshold = float(meta["threshold"])
@@ -122,7 +124,9 @@ class Predictor:
 
     def tokenize(self, text: str) -> list[str]:
         tokens = tokenize(text, self.tokenizer)
-        return apply_phrases(tokens, self.phrases) if self.phrases else tokens
+        tokens = apply_phrases(tokens, self.phrases) if self.phrases else tokens
+        # the vocabulary holds the training n-grams: unknown ones are dropped by encode, as in training
+        return add_ngrams(tokens, self.ngrams) if self.ngrams > 1 else tokens
 
     def encode(self, texts: Sequence[str]) -> TokenBags:
         return encode([self.tokenize(t) for t in texts], self.index)

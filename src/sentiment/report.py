@@ -62,6 +62,22 @@ def print_metrics(
         console.print(f"{metrics['no_known_words']} text(s) had no known word (scored from a zero vector)")
 
 
+def print_report_location(model_dir: Path) -> None:
+    """Where the model and its report went, and what to run next."""
+    console = _console()
+    where = model_dir.resolve()
+    files = [name for name in ("metrics.json", "history.csv") if (where / name).is_file()]
+    plots = sorted(p.name for p in where.glob("*.png"))
+    console.print(f"model and report saved to {where}", markup=False)
+    if files:
+        console.print(f"  report: {', '.join(files)}", markup=False)
+    if plots:
+        console.print(f"  plots:  {', '.join(plots)}", markup=False)
+    console.print(
+        'next: sentiment eval  |  sentiment predict "a gripping, beautifully acted film"', markup=False
+    )
+
+
 def _per_class_table(cm: dict[str, int], neg: str, pos: str) -> Any:
     from rich.table import Table
 

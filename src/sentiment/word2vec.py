@@ -1,8 +1,8 @@
 """Word2Vec (gensim) on the training (+ unlabelled) text, with a content-addressed cache of the vectors.
 
 The corpus is written once to a plain text file (one tokenised text per line) and gensim trains from it with
-``corpus_file``: every worker thread reads its own part of the file outside the GIL, and the token lists are not
-held in memory a second time. The file's SHA-256 plus every Word2Vec setting keys the cache, so a hit is
+``corpus_file``: every worker thread reads its own part of the file outside the GIL, and the token lists are
+not held in memory a second time. The file's SHA-256 plus every Word2Vec setting keys the cache, so a hit is
 impossible when the text or any setting differs.
 """
 
@@ -50,13 +50,23 @@ def resolve_workers(config: Word2VecConfig) -> int:
     return config.workers or cpu_count()
 
 
-def _settings_key(config: Word2VecConfig, seed: int) -> dict:
-    import gensim
+def _gensim_version() -> str:
+    # The installed distribution's version, without importing gensim (2.4 s here): a cache hit never needs it.
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version("gensim")
+    except PackageNotFoundError:
+        import gensim
+
+        return gensim.__version__
+
+
+def _settings_key(config: Word2VecConfig, seed: int) -> dict:
     settings = config.model_dump(exclude={"cache", "seed"})
     settings["seed"] = config.seed if config.seed is not None else seed
     settings["workers"] = resolve_workers(config)
-    settings["gensim"] = gensim.__version__
+    settings["gensim"] = _gensim_version()
     return settings
 
 
@@ -113,7 +123,8 @@ def train_word2vec(
             from sentiment.errors import DataError
 
             raise DataError("no tokens to train Word2Vec on: every training text is empty after tokenisation")
-        key = hashlib.sha256(json.dumps({"corpus": digest, **settings}, sort_keys=True).encode()).hexdigest()[:32]
+        keyed = json.dumps({"corpus": digest, **settings}, sort_keys=True).encode()
+        key = hashlib.sha256(keyed).hexdigest()[:32]
         target = cache_dir() / key
         if use_cache and (target / "vectors.npy").exists():
             try:

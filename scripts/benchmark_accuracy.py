@@ -1,0 +1,220 @@
+"""Accuracy benchmark: our systems against the TF-IDF + logistic-regression peer, in one run.
+
+By default it holds out a seeded, stratified 20 % of ``../shared/data/imdb/train.csv.gz`` as the run's test
+set (a validation split for tuning: the official IMDB test split is never used here); each config then carves
+its own validation split for early stopping from the other 80 %. --train/--test take any pair of files.
+
+    .venv/bin/python scripts/benchmark_accuracy.py                        # IMDB validation split, all systems
+    .venv/bin/python scripts/benchmark_accuracy.py --systems plain best --set training.epochs=5
+    .venv/bin/python scripts/benchmark_accuracy.py --train a.csv --test b.csv --no-unlabeled --json out.json
+
+Systems: tutorial (configs/tutorial.yaml), plain (configs/imdb_plain.yaml: frozen averaged Word2Vec into the
+SimpleMLP), best (configs/imdb.yaml), tfidf_lr (scikit-learn TF-IDF uni+bigrams + logistic regression).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DEFAULT_TRAIN = SHARED / "imdb" / "train.csv.gz"
+DEFAULT_UNLABELED = SHARED / "imdb" / "unlabeled.csv.gz"
+CONFIGS = {
+    "tutorial": ROOT / "configs" / "tutorial.yaml",
+    "plain": ROOT / "configs" / "imdb_plain.yaml",
+    "best": ROOT / "configs" / "imdb.yaml",
+}
+SYSTEMS = (*CONFIGS, "tfidf_lr")
+TEXT_COLUMNS = ("review", "cleaned_review", "text")
+
+
+@dataclass
+class Row:
+    system: str
+    accuracy: float
+    f1: float
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Files:
+    train: Path
+    test: Path
+    unlabeled: Path | None
+    text_column: str
+    label_column: str
+    positive_label: str
+
+
+def _pick_text_column(columns: Sequence[str], wanted: str | None) -> str:
+    if wanted:
+        return wanted
+    for name in TEXT_COLUMNS:
+        if name in columns:
+            return name
+    raise SystemExit(f"no text column among {list(columns)}; pass --text-column")
+
+
+def prepare_files(args: argparse.Namespace, workdir: Path) -> Files:
+    """The run's train and test files: the given pair, or a seeded stratified hold-out of --train."""
+    from sentiment.dataset import read_table
+
+    train = Path(args.train)
+    frame = read_table(train)
+    text_column = _pick_text_column(list(frame.columns), args.text_column)
+    unlabeled = None if args.no_unlabeled or not args.unlabeled else Path(args.unlabeled)
+    if unlabeled is not None and not unlabeled.exists():
+        print(f"note: {unlabeled} not found; Word2Vec trains on the training text only", file=sys.stderr)
+        unlabeled = None
+    files = Files(train, Path(args.test) if args.test else train, unlabeled, text_column, args.label_column,
+                  args.positive_label)
+    if args.test:
+        return files
+    from sklearn.model_selection import train_test_split
+
+    keep, held = train_test_split(frame, test_size=args.holdout, stratify=frame[args.label_column],
+                                  random_state=args.seed, shuffle=True)
+    files.train, files.test = workdir / "train.csv", workdir / "holdout.csv"
+    keep.to_csv(files.train, index=False)
+    held.to_csv(files.test, index=False)
+    return files
+
+
+def _overrides(files: Files, extra: Sequence[str]) -> list[str]:
+    data = [
+        f"data.path={files.train}",
+        f"data.test_path={files.test}",
+        f"data.text_column={files.text_column}",
+        f"data.label_column={files.label_column}",
+        f"data.positive_label={files.positive_label}",
+        f"data.unlabeled_path={files.unlabeled if files.unlabeled else 'null'}",
+    ]
+    return [*data, *extra]
+
+
+def run_config(
+    name: str, config_path: Path, files: Files, extra: Sequence[str], workdir: Path, verbose: bool = False
+) -> Row:
+    from sentiment.config import load_config
+    from sentiment.pipeline import train
+    from sentiment.progress import Reporter
+
+    overrides = _overrides(files, extra)
+    if name == "tutorial":
+        # The tutorial's Word2Vec sees only its training text, as in the tutorial.
+        overrides = [o for o in overrides if not o.startswith("data.unlabeled_path=")]
+        overrides.append("data.unlabeled_path=null")
+    config = load_config(config_path, overrides)
+    start = time.perf_counter()
+    out = train(config, workdir / name, config_name=name, reporter=Reporter(quiet=not verbose, live=False))
+    seconds = time.perf_counter() - start
+    val = out.val_metrics["accuracy"] if out.val_metrics else None
+    detail = f"val acc {val:.4f}" if val is not None else ""
+    return Row(name, out.metrics["accuracy"], out.metrics["f1"], seconds, detail)
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def run_tfidf_lr(files: Files, seed: int, c: float = 4.0) -> Row:
+    """The peer: TF-IDF over word uni+bigrams (sublinear tf) + logistic regression, markup stripped."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from sentiment.dataset import read_table
+
+    start = time.perf_counter()
+    columns = [files.text_column, files.label_column]
+    train = read_table(files.train, columns).dropna()
+    test = read_table(files.test, columns).dropna()
+
+    def texts(frame) -> list[str]:
+        return [_TAG.sub(" ", t) for t in frame[files.text_column].astype(str)]
+
+    def labels(frame):
+        return (frame[files.label_column].astype(str).str.strip() == files.positive_label).to_numpy()
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.95, sublinear_tf=True,
+                                 token_pattern=r"(?u)\b\w[\w']*\b")
+    x_train = vectorizer.fit_transform(texts(train))
+    clf = LogisticRegression(C=c, max_iter=2000, solver="liblinear", random_state=seed)
+    clf.fit(x_train, labels(train))
+    pred = clf.predict(vectorizer.transform(texts(test)))
+    y = labels(test)
+    seconds = time.perf_counter() - start
+    accuracy, f1 = float(accuracy_score(y, pred)), float(f1_score(y, pred))
+    return Row("tfidf_lr", accuracy, f1, seconds, f"{x_train.shape[1]} features, C={c:g}")
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    lines = [f"{'system':<10} {'accuracy':>9} {'F1':>7} {'seconds':>9}  detail", "-" * 56]
+    lines += [f"{r.system:<10} {r.accuracy:>9.4f} {r.f1:>7.4f} {r.seconds:>9.1f}  {r.detail}" for r in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train", default=str(DEFAULT_TRAIN), help="labelled training file")
+    parser.add_argument("--test", help="labelled test file (default: hold out --holdout of --train)")
+    parser.add_argument("--unlabeled", default=str(DEFAULT_UNLABELED), help="extra text for Word2Vec")
+    parser.add_argument("--no-unlabeled", action="store_true", help="Word2Vec on the training text only")
+    parser.add_argument("--holdout", type=float, default=0.2, help="fraction of --train held out")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the hold-out split")
+    parser.add_argument("--text-column", help="text column (default: review, cleaned_review or text)")
+    parser.add_argument("--label-column", default="sentiment")
+    parser.add_argument("--positive-label", default="positive")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--config", action="append", default=[], metavar="NAME=YAML",
+                        help="replace or add a system's config, e.g. best=configs/other.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override applied to every config system (repeatable)")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--keep", help="keep the model directories under this folder")
+    parser.add_argument("--verbose", "-v", action="store_true", help="the pipeline's log lines (stderr)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -> list[Row]:
+    args = parse_args(argv)
+    configs = dict(CONFIGS)
+    systems = list(args.systems)
+    for item in args.config:
+        name, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"--config {item}: expected NAME=YAML")
+        configs[name] = Path(path)
+        if name not in systems:
+            systems.append(name)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="sentiment-bench-") as tmp:
+        workdir = Path(args.keep) if args.keep else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        files = prepare_files(args, Path(tmp))
+        log(f"train {files.train} / test {files.test} / unlabelled {files.unlabeled}")
+        for name in systems:
+            row = run_tfidf_lr(files, args.seed) if name == "tfidf_lr" else run_config(
+                name, configs[name], files, args.set, workdir, args.verbose)
+            rows.append(row)
+            log(f"{row.system}: accuracy {row.accuracy:.4f}  F1 {row.f1:.4f}  {row.seconds:.1f} s  "
+                f"{row.detail}")
+    log(format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n", encoding="utf-8")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

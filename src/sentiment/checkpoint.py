@@ -1,0 +1,290 @@
+"""Training checkpoints: the state of an interrupted fit as plain data, and the signals that ask for one.
+
+``<model dir>.checkpoint/`` sits next to the model directory and is written the same way (under a temporary
+name, then moved into place in one step), so a kill at any moment leaves either the old or the new one::
+
+    state.json           format, the run's config, a fingerprint of its training data, epoch and batch,
+                         history, early-stopping counters, optimizer settings, scheduler state, RNG scalars
+    tensors.safetensors  model and best weights, optimizer moments, RNG state tensors
+
+No pickle anywhere: loading a checkpoint runs no code from it. ``sentiment train --resume`` reads it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sentiment.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+    from sentiment.training import FitState
+
+FORMAT = "sentiment-checkpoint"
+FORMAT_VERSION = 1
+STATE_FILE = "state.json"
+TENSORS_FILE = "tensors.safetensors"
+_RESTART = "run `sentiment train` without --resume to start over"
+
+
+def checkpoint_dir(target: Path) -> Path:
+    """Where the checkpoint of a run that writes ``target`` lives."""
+    return target.parent / f"{target.name}.checkpoint"
+
+
+def fingerprint(*arrays: np.ndarray | None) -> str:
+    """SHA-256 of arrays (dtype, shape, bytes): equal only for the same training data and features."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        if array is None:
+            digest.update(b"none")
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Checkpoint:
+    config: dict[str, Any]
+    fingerprint: str
+    fit: FitState
+
+
+# --- writing ---
+
+
+def _rng_split(rng: dict[str, Any], prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Tensors of an RNG state go to ``tensors``; the JSON-able rest is returned."""
+    import torch
+
+    version, internal, gauss = rng["python"]
+    kind, keys, pos, has_gauss, cached = rng["numpy"]
+    tensors[f"{prefix}/torch"] = rng["torch"]
+    tensors[f"{prefix}/numpy_keys"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    for i, state in enumerate(rng["cuda"]):
+        tensors[f"{prefix}/cuda/{i}"] = state
+    if rng["loader"] is not None:
+        tensors[f"{prefix}/loader"] = rng["loader"]
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, int(pos), int(has_gauss), float(cached)],
+        "cuda": len(rng["cuda"]),
+        "loader": rng["loader"] is not None,
+    }
+
+
+def save_checkpoint(path: Path, config: dict[str, Any], data_fingerprint: str, state: FitState) -> None:
+    """Write ``state`` to ``path`` atomically (a kill mid-write leaves the previous checkpoint, or none)."""
+    from safetensors.torch import save_file
+
+    from sentiment.modeldir import commit_dir, new_staging_dir, write_json
+
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in state.model.items():
+        tensors[f"model/{key}"] = value
+    for key, value in (state.best or {}).items():
+        tensors[f"best/{key}"] = value
+    optimizer_scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state.optimizer["state"].items():
+        for name, value in values.items():
+            if hasattr(value, "detach"):
+                tensors[f"optimizer/{index}/{name}"] = value
+            else:
+                optimizer_scalars.setdefault(str(index), {})[name] = value
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config,
+        "fingerprint": data_fingerprint,
+        "epoch": state.epoch,
+        "batch": state.batch,
+        "total": state.total,
+        "seen": state.seen,
+        "history": [asdict(r) for r in state.history],
+        "best_score": state.best_score,
+        "best_epoch": state.best_epoch,
+        "stale": state.stale,
+        "stopped_early": state.stopped_early,
+        "finished": state.finished,
+        "has_best": state.best is not None,
+        "optimizer": {
+            "param_groups": state.optimizer["param_groups"],
+            "state_keys": {str(i): sorted(v) for i, v in state.optimizer["state"].items()},
+            "scalars": optimizer_scalars,
+        },
+        "scheduler": state.scheduler,
+        "rng": _rng_split(state.rng, "rng", tensors),
+        "epoch_rng": _rng_split(state.epoch_rng, "epoch_rng", tensors),
+    }
+    # Own copies on the CPU: safetensors refuses shared storage, and the fit goes on changing live tensors.
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
+    staging = new_staging_dir(path)
+    try:
+        write_json(staging / STATE_FILE, payload)
+        save_file(tensors, str(staging / TENSORS_FILE), metadata={"format": FORMAT})
+        commit_dir(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def remove_checkpoint(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- reading ---
+
+
+def _rng_join(meta: dict[str, Any], prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    version, internal, gauss = meta["python"]
+    kind, pos, has_gauss, cached = meta["numpy"]
+    keys = tensors[f"{prefix}/numpy_keys"].numpy().astype(np.uint32)
+    return {
+        "python": (int(version), tuple(int(x) for x in internal), gauss),
+        "numpy": (str(kind), keys, int(pos), int(has_gauss), float(cached)),
+        "torch": tensors[f"{prefix}/torch"],
+        "cuda": [tensors[f"{prefix}/cuda/{i}"] for i in range(int(meta["cuda"]))],
+        "loader": tensors[f"{prefix}/loader"] if meta["loader"] else None,
+    }
+
+
+def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint; anything missing, corrupted or not ours is a CheckpointError (no code is run)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from sentiment.training import EpochRecord, FitState
+
+    if not path.is_dir():
+        raise CheckpointError(f"no checkpoint to resume from at {path}; {_RESTART}")
+    try:
+        payload = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}/{STATE_FILE}: unreadable ({type(exc).__name__}); {_RESTART}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a sentiment training checkpoint; {_RESTART}")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {payload.get('format_version')} is not supported by this "
+            f"sentiment (expects {FORMAT_VERSION}); {_RESTART}"
+        )
+    try:
+        tensors = load_file(str(path / TENSORS_FILE))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        where = path / TENSORS_FILE
+        raise CheckpointError(f"{where}: truncated or corrupted ({reason}); {_RESTART}") from None
+    try:
+        opt = payload["optimizer"]
+        optimizer_state: dict[int, dict[str, Any]] = {}
+        for index, names in opt["state_keys"].items():
+            values = {n: tensors[key] for n in names if (key := f"optimizer/{index}/{n}") in tensors}
+            values.update(opt["scalars"].get(index, {}))
+            optimizer_state[int(index)] = values
+        groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in opt["param_groups"]]
+        fit = FitState(
+            epoch=int(payload["epoch"]),
+            batch=int(payload["batch"]),
+            total=float(payload["total"]),
+            seen=int(payload["seen"]),
+            history=[EpochRecord(**r) for r in payload["history"]],
+            best_score=float(payload["best_score"]),
+            best_epoch=int(payload["best_epoch"]),
+            stale=int(payload["stale"]),
+            stopped_early=bool(payload["stopped_early"]),
+            finished=bool(payload["finished"]),
+            model=_section(tensors, "model/"),
+            best=_section(tensors, "best/") if payload["has_best"] else None,
+            optimizer={"state": optimizer_state, "param_groups": groups},
+            scheduler=payload["scheduler"],
+            rng=_rng_join(payload["rng"], "rng", tensors),
+            epoch_rng=_rng_join(payload["epoch_rng"], "epoch_rng", tensors),
+        )
+        return Checkpoint(dict(payload["config"]), str(payload["fingerprint"]), fit)
+    except (KeyError, TypeError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"{path}: incomplete checkpoint ({reason}); {_RESTART}") from None
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys = sorted(set(saved) | set(current))
+    out: list[str] = []
+    for key in keys:
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+# --- signals ---
+
+
+class StopRequest:
+    """While installed, SIGINT / SIGTERM only record the signal; the training loop stops after its batch.
+
+    A second signal raises KeyboardInterrupt at once (stop now, without a new checkpoint).
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        # Signal handlers can only be set from the main thread; elsewhere this is a no-op.
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._handler)
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, like Ctrl-C, so half-written files are cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -1,0 +1,56 @@
+"""The accuracy benchmark runs end to end on tiny synthetic data, so it cannot rot."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_reviews
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_accuracy.py"
+FAST = ["word2vec.vector_size=16", "word2vec.epochs=2", "word2vec.workers=1", "training.epochs=2",
+        "device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark_accuracy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sets() -> list[str]:
+    return [arg for item in FAST for arg in ("--set", item)]
+
+
+def test_every_system_on_a_train_test_pair(bench, tmp_path: Path) -> None:
+    train = write_reviews(tmp_path / "train.csv", n=300, seed=1)
+    test = write_reviews(tmp_path / "test.csv", n=100, seed=2)
+    out = tmp_path / "rows.json"
+    lines: list[str] = []
+    args = ["--train", str(train), "--test", str(test), "--no-unlabeled", "--json", str(out), *_sets()]
+    rows = bench.main(args, log=lines.append)
+    assert [r.system for r in rows] == ["tutorial", "plain", "best", "tfidf_lr"]
+    for row in rows:
+        assert 0.0 <= row.accuracy <= 1.0 and 0.0 <= row.f1 <= 1.0 and row.seconds > 0
+    assert rows[-1].accuracy > 0.8  # the synthetic sentiment words are easy for the peer
+    saved = json.loads(out.read_text())
+    assert [r["system"] for r in saved] == [r.system for r in rows]
+    table = lines[-1]
+    assert "accuracy" in table and "tfidf_lr" in table and "best" in table
+
+
+def test_holdout_split_with_unlabelled_text(bench, tmp_path: Path) -> None:
+    train = write_reviews(tmp_path / "train.csv", n=300, seed=3)
+    unlabeled = tmp_path / "unlabeled.csv"
+    unlabeled.write_text("review\n" + "\n".join(f"a great film number {i}" for i in range(20)) + "\n")
+    rows = bench.main(["--train", str(train), "--unlabeled", str(unlabeled), "--systems", "plain", "tfidf_lr",
+                       *_sets()], log=lambda _: None)
+    assert [r.system for r in rows] == ["plain", "tfidf_lr"]
+    assert all(0.0 <= r.accuracy <= 1.0 for r in rows)

@@ -1,0 +1,77 @@
+"""Word n-grams as tokens: the NumPy predictor sees the same tokens and computes what the torch model does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY_CONFIG, write_reviews
+from sentiment.ngrams import add_ngrams, frequent_ngrams, ngram_vectors
+
+
+def test_add_ngrams() -> None:
+    tokens = ["not", "good", "at", "all"]
+    assert add_ngrams(tokens, 2) == [*tokens, "not good", "good at", "at all"]
+    assert add_ngrams(["a", "b", "c"], 3)[-1] == "a b c"
+    assert add_ngrams(["a"], 2) == ["a"]
+
+
+def test_frequent_ngrams_counts_texts_and_needs_known_words() -> None:
+    texts = [["not", "good", "not", "good"], ["not", "good"], ["very", "good"]]
+    kept = frequent_ngrams(texts, 2, min_count=2, max_ngrams=None, known={"not": 0, "good": 1})
+    assert kept == [("not good", 2)]  # counted once per text; "good not" is in one text only
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    assert np.allclose(ngram_vectors(["not good"], {"not": 0, "good": 1}, vectors), [[0.5, 0.5]])
+
+
+@pytest.mark.parametrize("fine_tune", [True, False])
+def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool) -> None:
+    import torch
+
+    from sentiment.config import load_config
+    from sentiment.model import BagClassifier, SimpleMLP
+    from sentiment.pipeline import evaluate_model, train
+    from sentiment.predictor import Predictor
+
+    data = write_reviews(tmp_path / "reviews.csv", n=300, seed=3)
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(TINY_CONFIG.format(output_dir=tmp_path / "runs", data=data), encoding="utf-8")
+    overrides = ["text.ngrams=2", "text.ngram_min_count=2", "training.epochs=3"]
+    if fine_tune:
+        overrides += ["model.fine_tune_embeddings=true", "features.normalize=false"]
+    out = train(load_config(config_path, overrides), tmp_path / "model")
+    meta = json.loads((out.model_dir / "meta.json").read_text())
+    assert meta["ngrams"] == 2
+    predictor = Predictor.load(out.model_dir)
+    grams = [w for w in predictor.vocab if " " in w]
+    assert grams, "frequent bigrams join the vocabulary"
+
+    texts = ["the film was wonderful and brilliant", "boring plot, awful acting and a dull ending!", "great"]
+    bags = predictor.encode(texts)
+    assert any(predictor.vocab[i] in grams for i in bags.ids)  # n-gram ids reach the model
+    probs, _ = predictor.predict_proba(texts)
+
+    dims = [w.shape[0] for w, _ in predictor.layers[:-1]]
+    mlp = SimpleMLP(predictor.embeddings.shape[1], dims, predictor.activation)
+    mlp.load_state_dict({k[len("mlp."):]: torch.from_numpy(v) for k, v in _tensors(out.model_dir).items()
+                         if k.startswith("mlp.")})
+    with torch.no_grad():
+        if fine_tune:
+            model = BagClassifier(predictor.embeddings, mlp, predictor.word_weights).eval()
+            expected = model(torch.from_numpy(bags.ids), torch.from_numpy(bags.offsets[:-1])).numpy()
+        else:
+            expected = mlp.eval()(torch.from_numpy(predictor.features(bags).astype(np.float32))).numpy()
+    assert np.allclose(probs, expected, atol=1e-5)
+
+    # the saved test split scored by NumPy reproduces the metrics the torch model had at training time
+    metrics = evaluate_model(out.model_dir)
+    assert metrics["accuracy"] == pytest.approx(out.metrics["accuracy"], abs=1e-12)
+
+
+def _tensors(model_dir: Path) -> dict[str, np.ndarray]:
+    from sentiment.modeldir import load_tensors
+
+    return load_tensors(model_dir)

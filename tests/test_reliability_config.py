@@ -1,0 +1,105 @@
+"""Bad configs through the real CLI: exit 2, one `error:` line naming the problem, saved model untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from _reliability import assert_bad_input, edit_config, install_previous_model, snapshot
+from sentiment.paths import last_model_file
+
+
+@pytest.fixture
+def previous(tmp_path: Path, trained_model: Path, tiny_config: Path) -> Path:
+    """The model the tiny config's last run saved (runs/tiny); a failed run must leave it byte for byte."""
+    return install_previous_model(trained_model, tmp_path / "runs" / "tiny")
+
+
+def train_unchanged(cli, previous: Path, args: list) -> object:
+    before = snapshot(previous, last_model_file())
+    result = cli(["train", *args, "--quiet"])
+    assert snapshot(previous, last_model_file()) == before
+    assert sorted(p.name for p in previous.parent.iterdir()) == ["tiny"]  # no half-written sibling either
+    return result
+
+
+def test_config_missing_file(cli, previous: Path, tmp_path: Path) -> None:
+    result = train_unchanged(cli, previous, ["--config", tmp_path / "nope.yaml"])
+    assert_bad_input(result, "config file not found", "nope.yaml")
+
+
+def test_config_yaml_syntax_error_line_and_column(cli, previous: Path, tiny_config: Path) -> None:
+    text = tiny_config.read_text().replace("  epochs: 10\n", "  epochs: [10\n")
+    tiny_config.write_text(text)
+    result = train_unchanged(cli, previous, ["--config", tiny_config])
+    message = assert_bad_input(result, "YAML syntax error at line", "column", str(tiny_config))
+    line = text.splitlines().index("  batch_size: 32") + 1  # the parser notices at the line after the '['
+    assert f"line {line}," in message
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "expected"),
+    [
+        ("trainig", {"epochs": 3}, "unknown key 'trainig' (did you mean 'training'?)"),
+        ("training", {"epoch": 3}, "unknown key 'training.epoch' (did you mean 'training.epochs'?)"),
+        ("model", {"hiden_dims": [4]}, "unknown key 'model.hiden_dims' (did you mean 'model.hidden_dims'?)"),
+    ],
+    ids=["section", "key", "nested-key"],
+)
+def test_config_unknown_key_suggests_closest(cli, previous, tiny_config, section, values, expected) -> None:
+    edit_config(tiny_config, **{section: values})
+    result = train_unchanged(cli, previous, ["--config", tiny_config])
+    assert_bad_input(result, expected)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "expected"),
+    [
+        ("training", {"epochs": -1}, "'training.epochs' = -1: Input should be greater than or equal to 1"),
+        ("training", {"epochs": "many"}, "'training.epochs' = 'many': Input should be a valid integer"),
+        ("data", {"test_size": 0}, "'data.test_size' = 0: Input should be greater than 0"),
+        ("data", {"test_size": 1.5}, "'data.test_size' = 1.5: Input should be less than 1"),
+        ("model", {"dropout": 1.0}, "'model.dropout' = 1.0: Input should be less than 1"),
+        ("model", {"hidden_dims": []}, "'model.hidden_dims' = []: List should have at least 1 item"),
+        ("model", {"hidden_dims": [8, 0]}, "every hidden layer size must be >= 1"),
+        ("device", "gpu", "'device' = 'gpu': must be auto, cpu, cuda or cuda:N"),
+    ],
+    ids=["negative-epochs", "epochs-type", "test-size-0", "test-size-1.5", "dropout-1", "empty-hidden-dims",
+         "zero-width-layer", "device"],
+)
+def test_config_wrong_type_or_range(cli, previous, tiny_config, section, values, expected) -> None:
+    edit_config(tiny_config, **{section: values})
+    result = train_unchanged(cli, previous, ["--config", tiny_config])
+    assert_bad_input(result, str(tiny_config), expected)
+
+
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [
+        ("training.epochs", "--set 'training.epochs': expected KEY=VALUE, e.g. --set training.epochs=10"),
+        ("=3", "--set '=3': '' is not a dotted key such as training.epochs"),
+        ("training.epochs=[1", "--set 'training.epochs=[1': value is not valid YAML"),
+        ("training.epoch=3", "--set training.epoch: unknown key (did you mean 'training.epochs'?)"),
+        ("training.epochs=-2", "'training.epochs' = -2: Input should be greater than or equal to 1"),
+    ],
+    ids=["no-equals", "no-key", "bad-yaml", "unknown-key", "out-of-range"],
+)
+def test_config_bad_set_override(cli, previous, tiny_config, pair, expected) -> None:
+    result = train_unchanged(cli, previous, ["--config", tiny_config, "--set", pair])
+    assert_bad_input(result, expected)
+
+
+def test_config_error_traceback_only_with_debug(cli, tiny_config: Path) -> None:
+    from sentiment.errors import ConfigError
+
+    edit_config(tiny_config, training={"epochs": -1})
+    result = cli(["train", "--config", tiny_config, "--debug"])
+    assert isinstance(result.exception, ConfigError)  # re-raised: Python prints the traceback
+    assert "training.epochs" in str(result.exception)
+
+
+def test_config_validate_reports_the_same_errors(cli, tiny_config: Path) -> None:
+    edit_config(tiny_config, training={"epoch": 3})
+    result = cli(["config", "validate", tiny_config])
+    assert_bad_input(result, "unknown key 'training.epoch' (did you mean 'training.epochs'?)")
