@@ -103,3 +103,16 @@ def test_config_validate_reports_the_same_errors(cli, tiny_config: Path) -> None
     edit_config(tiny_config, training={"epoch": 3})
     result = cli(["config", "validate", tiny_config])
     assert_bad_input(result, "unknown key 'training.epoch' (did you mean 'training.epochs'?)")
+
+
+def test_debug_shows_the_traceback_in_a_real_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "sentiment", "train", "--config", str(tmp_path / "nope.yaml")]
+    plain = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().splitlines() == [f"error: config file not found: {tmp_path / 'nope.yaml'}"]
+    debug = subprocess.run([*command, "--debug"], capture_output=True, text=True, timeout=120)
+    assert debug.returncode != 0
+    assert "Traceback (most recent call last)" in debug.stderr and "ConfigError" in debug.stderr

@@ -125,7 +125,7 @@ def test_data_stratified_split_impossible(cli, previous, tiny_config, tmp_path) 
     data.write_text("\n".join(rows) + "\n")
     use_data(tiny_config, data)  # a single negative row cannot be in both training and test
     result = train_unchanged(cli, previous, tiny_config)
-    assert_bad_input(result, "cannot make a stratified test split", "least populated class")
+    assert_bad_input(result, "stratified test split: only 1 negative row(s) among 61", "use more data")
 
 
 def test_data_not_utf8(cli, previous, tiny_config, tmp_path) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reliability import assert_bad_input, edit_config, install_previous_model, record, snapshot
 
+from _reliability import assert_bad_input, edit_config, install_previous_model, record, snapshot
 from sentiment.paths import last_model_file
 from sentiment.predictor import Predictor
 
@@ -145,7 +145,7 @@ def test_resume_with_changed_data(cli, tiny_config: Path, interrupted: Path, rev
     assert interrupted.is_dir()
 
 
-def test_resume_from_a_corrupted_checkpoint(cli, tiny_config: Path, interrupted: Path, tmp_path: Path) -> None:
+def test_resume_from_a_corrupted_checkpoint(cli, tiny_config: Path, interrupted: Path, tmp_path) -> None:
     import pickle
 
     sentinel = tmp_path / "code-ran"
@@ -205,7 +205,6 @@ class Run:
 
 
 KILLS = {
-    "sigint-in-training": ("epoch   1/", {"SLOW_STEP": "0.05"}, signal.SIGINT, 130),
     "sigterm-in-training": ("epoch   1/", {"SLOW_STEP": "0.05"}, signal.SIGTERM, 143),
     "sigkill-in-training": ("epoch   1/", {"SLOW_STEP": "0.05"}, signal.SIGKILL, -9),
     "sigterm-while-saving": ("committing", {"SLOW_COMMIT": "30"}, signal.SIGTERM, 130),
@@ -241,14 +240,22 @@ def test_kill_at_any_moment_leaves_previous_model_intact(
 def test_sigint_in_a_real_process_then_resume(
     cli, tiny_config: Path, tmp_path: Path, trained_model: Path
 ) -> None:
+    """Ctrl-C in training (a real process, a real signal); the printed resume command gives the same model."""
     reference = tmp_path / "reference"
     assert cli(["train", "--config", tiny_config, "--output", reference, "--quiet"]).exit_code == 0
     shutil.rmtree(Path(os.environ["SENTIMENT_HOME"]) / "word2vec")  # the process trains its own Word2Vec
     target = install_previous_model(trained_model, tmp_path / "runs" / "tiny")
+    before = snapshot(target, last_model_file())
     run = Run(["train", "--config", tiny_config], SLOW_STEP="0.05")
     run.wait_for("epoch   2/")
     run.proc.send_signal(signal.SIGINT)
     assert run.finish() == 130, run.lines
+    assert snapshot(target, last_model_file()) == before
+    Predictor.load(target)
+    assert not any("Traceback" in line for line in run.lines), run.lines
+    assert sorted(p.name for p in target.parent.iterdir()) == ["tiny", "tiny.checkpoint"]
+    record(run.lines[-1])
+    assert run.lines[-1].startswith("training interrupted by SIGINT "), run.lines
     resume = run.lines[-1].split("resume with: ", 1)[1]
     assert resume == f"sentiment train --config {tiny_config} --resume"
     result = cli([*resume.split()[1:]])

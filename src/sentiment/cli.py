@@ -260,7 +260,7 @@ def predict(
             )
         if any(not t.strip() for t in inputs):
             raise SentimentError("an empty text cannot be classified")
-    # Undecodable argv bytes arrive as lone surrogates, which a UTF-8 stdout refuses to print: make them U+FFFD.
+    # Undecodable argv bytes arrive as lone surrogates, which a UTF-8 stdout cannot print: make them U+FFFD.
     inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
     predictions = predictor.predict(inputs)
     if output is not None:

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+SUPPORTED_SUFFIXES = {
+    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"
+}
 
 
 def file_format(path: Path) -> str:
@@ -119,7 +121,8 @@ def labelled_from_frame(
             )
         if negative_label is None or set(classes) - {positive, negative_label}:
             raise DataError(
-                f"{source}: column '{config.label_column}' must hold exactly two classes, found {len(classes)}: {shown}"
+                f"{source}: column '{config.label_column}' must hold exactly two classes, "
+                f"found {len(classes)}: {shown}"
             )
     negative = negative_label or next(c for c in classes if c != positive)
     y = (label_str == positive).to_numpy(dtype=np.int64)
@@ -158,9 +161,10 @@ def resolve_data_path(config: DataConfig) -> Path:
 
         path = download_dataset(config.kaggle_handle, config.kaggle_file)
         if path.is_dir():
+            files = ", ".join(p.name for p in sorted(path.iterdir())[:10])
             raise DataError(
-                f"Kaggle dataset '{config.kaggle_handle}' downloaded to a folder; set data.kaggle_file to the file "
-                f"to read (files: {', '.join(p.name for p in sorted(path.iterdir())[:10])})"
+                f"Kaggle dataset '{config.kaggle_handle}' downloaded to a folder; set data.kaggle_file to"
+                f" the file to read (files: {files})"
             )
         return path
     raise DataError("no data configured: set data.path=FILE or data.kaggle_handle (and data.kaggle_file)")
@@ -171,15 +175,24 @@ def _split_indices(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(keep, held_out) indices; stratified and shuffled, or the last rows held out when not shuffling."""
     n = len(labels)
-    n_out = int(round(n * fraction))
+    n_out = round(n * fraction)
     if n_out < 1 or n_out >= n:
         raise DataError(f"the {what} split of {fraction:g} leaves {n_out} of {n} rows; change the split size")
     if not shuffle:
         return np.arange(n - n_out), np.arange(n - n_out, n)
     from sklearn.model_selection import train_test_split
 
+    counts = np.bincount(labels, minlength=2)
+    if counts.min() < 2:
+        rare = "positive" if counts[1] < counts[0] else "negative"
+        raise DataError(
+            f"cannot make a stratified {what} split: only {counts.min()} {rare} row(s) among {n}; each class "
+            "needs at least 2 (use more data)"
+        )
     try:
-        keep, out = train_test_split(np.arange(n), test_size=n_out, stratify=labels, random_state=seed, shuffle=True)
+        keep, out = train_test_split(
+            np.arange(n), test_size=n_out, stratify=labels, random_state=seed, shuffle=True
+        )
     except ValueError as exc:
         raise DataError(f"cannot make a stratified {what} split: {exc}") from None
     return np.sort(keep), np.sort(out)
@@ -194,7 +207,8 @@ def _check_classes(data: LabelledData, what: str) -> None:
     if present != {0, 1}:
         missing = "positive" if 1 not in present else "negative"
         raise DataError(
-            f"the {what} split has no {missing} example ({len(data.labels)} rows); use more data or a larger split"
+            f"the {what} split has no {missing} example ({len(data.labels)} rows); use more data or a larger "
+            "split"
         )
 
 
@@ -211,10 +225,12 @@ def read_unlabeled(config: DataConfig) -> list[str]:
             column = frame.columns[0]
         else:
             raise DataError(
-                f"{path}: set data.unlabeled_text_column; the file has columns {', '.join(map(str, frame.columns))}"
+                f"{path}: set data.unlabeled_text_column; the file has columns "
+                f"{', '.join(map(str, frame.columns))}"
             )
     if column not in frame.columns:
-        raise DataError(f"{path}: column '{column}' not found; the file has: {', '.join(map(str, frame.columns))}")
+        have = ", ".join(map(str, frame.columns))
+        raise DataError(f"{path}: column '{column}' not found; the file has: {have}")
     texts = frame[column].dropna().astype(str)
     return texts[texts.str.strip().ne("")].tolist()
 
@@ -234,13 +250,17 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         rest = data
         test_source = str(Path(config.test_path).expanduser())
     else:
-        keep, out = _split_indices(data.labels, config.test_size, shuffle=config.shuffle, seed=seed, what="test")
+        keep, out = _split_indices(
+            data.labels, config.test_size, shuffle=config.shuffle, seed=seed, what="test"
+        )
         rest, test = _subset(data, keep), _subset(data, out)
     val = None
     train = rest
     if config.val_size > 0:
         fraction = config.val_size if config.test_path else config.val_size / (1 - config.test_size)
-        keep, out = _split_indices(rest.labels, fraction, shuffle=config.shuffle, seed=seed + 1, what="validation")
+        keep, out = _split_indices(
+            rest.labels, fraction, shuffle=config.shuffle, seed=seed + 1, what="validation"
+        )
         train, val = _subset(rest, keep), _subset(rest, out)
         _check_classes(val, "validation")
     _check_classes(train, "training")

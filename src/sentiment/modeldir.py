@@ -160,7 +160,9 @@ def load_tensors(model_dir: Path) -> dict[str, np.ndarray]:
             head = fh.read(4)
         # A pickle (protocol 2+ starts with 0x80) or torch.save's zip of pickles: never unpickled here.
         is_pickle = head[:1] == b"\x80" or head == b"PK\x03\x04"
-        kind = "a pickle (refused: loading it could run code)" if is_pickle else "truncated or corrupted"
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        what = f"{path}: weights are {kind} ({reason})"
+        if is_pickle:
+            what = f"{path}: weights are a pickle (refused: loading it could run code)"
+        else:
+            what = f"{path}: weights are truncated or corrupted ({reason})"
         raise ModelDirError(f"{what}; retrain or re-download the model") from None

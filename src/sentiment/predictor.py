@@ -34,7 +34,9 @@ ACTIVATIONS = {
 }
 
 
-def mlp_layers(tensors: dict[str, np.ndarray], prefix: str = "mlp.net.") -> list[tuple[np.ndarray, np.ndarray]]:
+def mlp_layers(
+    tensors: dict[str, np.ndarray], prefix: str = "mlp.net."
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(weight, bias) of each Linear layer of a saved SimpleMLP, in order."""
     indices = sorted({int(k[len(prefix) :].split(".")[0]) for k in tensors if k.startswith(prefix)})
     layers = []
@@ -81,7 +83,9 @@ class Prediction:
 class Predictor:
     """A loaded model: ``Predictor.load(dir).predict(["great film"])``."""
 
-    def __init__(self, model_dir: Path, meta: dict[str, Any], vocab: list[str], tensors: dict[str, np.ndarray]):
+    def __init__(
+        self, model_dir: Path, meta: dict[str, Any], vocab: list[str], tensors: dict[str, np.ndarray]
+    ) -> None:
         self.model_dir = model_dir
         self.meta = meta
         self.vocab = vocab
