@@ -490,6 +490,15 @@ def test_cpu_loader_leaves_the_features_where_they_are() -> None:
     assert loader.dataset is dataset and not loader.pin_memory
 
 
+def test_moved_features_are_sliced_on_their_device() -> None:
+    # The "meta" device stands in for a GPU here: the index tensor must follow the features.
+    dataset = TensorBatches(torch.zeros(10, 2), torch.zeros(10))
+    moved = dataset.to(torch.device("meta"))
+    assert moved is dataset.to(torch.device("meta"))  # one copy, however many loaders ask
+    x, y = moved[[1, 3, 5]]
+    assert x.device.type == y.device.type == "meta" and x.shape == (3, 2)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_loader_slices_batches_on_the_gpu() -> None:
     features, labels = torch.randn(100, 3), torch.arange(100, dtype=torch.float32)

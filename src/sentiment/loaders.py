@@ -18,12 +18,18 @@ class TensorBatches(Dataset):
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         self.features, self.labels = features, labels
+        self._copies: dict[torch.device, TensorBatches] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def to(self, device: torch.device) -> TensorBatches:
-        return TensorBatches(self.features.to(device), self.labels.to(device))
+        """This data on ``device``; one copy per device however many loaders (train, train-eval) ask."""
+        if self.features.device == device:
+            return self
+        if device not in self._copies:
+            self._copies[device] = TensorBatches(self.features.to(device), self.labels.to(device))
+        return self._copies[device]
 
     def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         # index_select, not features[index]: advanced indexing goes through a parallel kernel whose thread
