@@ -161,6 +161,14 @@ class TrainingConfig(_Section):
         "val_loss", description="Validation metric for early stopping and best-weights selection."
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        description=(
+            "torch threads on CPU; 0: one for a frozen-feature MLP (its small matrices only pay thread "
+            "overhead), every core when fine-tuning embeddings."
+        ),
+    )
     deterministic: bool = Field(False, description="Ask torch for deterministic algorithms (slower on CUDA).")
 
 

@@ -171,9 +171,10 @@ def train(
     with reporter.stage("start-up"):
         import torch
 
-        from sentiment.training import describe_device, resolve_device, seed_everything
+        from sentiment.training import cpu_threads, describe_device, resolve_device, seed_everything
 
-        seed_everything(config.seed, config.training.deterministic)
+        threads = cpu_threads(config.training.cpu_threads, config.model.fine_tune_embeddings)
+        seed_everything(config.seed, config.training.deterministic, threads)
         device = resolve_device(config.device)
     reporter.log(f"device: {describe_device(device)}")
 

@@ -24,13 +24,13 @@ from sentiment.errors import ConfigError
 from sentiment.evaluate import compute_metrics
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
+def seed_everything(seed: int, deterministic: bool = False, threads: int | None = None) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     # Setting the thread count also turns MKL's dynamic threading off: with it on, MKL picks its threads per
     # call from the machine's momentary load, and float sums then differ in the last bit from run to run.
-    torch.set_num_threads(torch.get_num_threads())
+    torch.set_num_threads(threads or torch.get_num_threads())
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -52,10 +52,18 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+def cpu_threads(requested: int, fine_tune: bool) -> int | None:
+    """Threads for torch on CPU: ``requested``, or by default one for a small frozen-feature MLP."""
+    if requested:
+        return requested
+    return None if fine_tune else 1
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
 @dataclass
