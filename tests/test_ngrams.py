@@ -27,8 +27,8 @@ def test_frequent_ngrams_counts_texts_and_needs_known_words() -> None:
     assert np.allclose(ngram_vectors(["not good"], {"not": 0, "good": 1}, vectors), [[0.5, 0.5]])
 
 
-@pytest.mark.parametrize("fine_tune", [True, False])
-def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool) -> None:
+@pytest.mark.parametrize(("fine_tune", "pooling"), [(True, "tfidf"), (False, "mean")])
+def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool, pooling: str) -> None:
     import torch
 
     from sentiment.config import load_config
@@ -40,6 +40,7 @@ def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool) -> None
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(TINY_CONFIG.format(output_dir=tmp_path / "runs", data=data), encoding="utf-8")
     overrides = ["text.ngrams=2", "text.ngram_min_count=2", "training.epochs=3"]
+    overrides.append(f"features.pooling={pooling}")
     if fine_tune:
         overrides += ["model.fine_tune_embeddings=true", "features.normalize=false"]
     out = train(load_config(config_path, overrides), tmp_path / "model")
