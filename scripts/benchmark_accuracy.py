@@ -76,14 +76,21 @@ def prepare_files(args: argparse.Namespace, workdir: Path) -> Files:
     if unlabeled is not None and not unlabeled.exists():
         print(f"note: {unlabeled} not found; Word2Vec trains on the training text only", file=sys.stderr)
         unlabeled = None
-    files = Files(train, Path(args.test) if args.test else train, unlabeled, text_column, args.label_column,
-                  args.positive_label)
+    files = Files(
+        train,
+        Path(args.test) if args.test else train,
+        unlabeled,
+        text_column,
+        args.label_column,
+        args.positive_label,
+    )
     if args.test:
         return files
     from sklearn.model_selection import train_test_split
 
-    keep, held = train_test_split(frame, test_size=args.holdout, stratify=frame[args.label_column],
-                                  random_state=args.seed, shuffle=True)
+    keep, held = train_test_split(
+        frame, test_size=args.holdout, stratify=frame[args.label_column], random_state=args.seed, shuffle=True
+    )
     files.train, files.test = workdir / "train.csv", workdir / "holdout.csv"
     keep.to_csv(files.train, index=False)
     held.to_csv(files.test, index=False)
@@ -145,8 +152,9 @@ def run_tfidf_lr(files: Files, seed: int, c: float = 4.0) -> Row:
     def labels(frame):
         return (frame[files.label_column].astype(str).str.strip() == files.positive_label).to_numpy()
 
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.95, sublinear_tf=True,
-                                 token_pattern=r"(?u)\b\w[\w']*\b")
+    vectorizer = TfidfVectorizer(
+        ngram_range=(1, 2), min_df=2, max_df=0.95, sublinear_tf=True, token_pattern=r"(?u)\b\w[\w']*\b"
+    )
     x_train = vectorizer.fit_transform(texts(train))
     clf = LogisticRegression(C=c, max_iter=2000, solver="liblinear", random_state=seed)
     clf.fit(x_train, labels(train))
@@ -177,10 +185,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label-column", default="sentiment")
     parser.add_argument("--positive-label", default="positive")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
-    parser.add_argument("--config", action="append", default=[], metavar="NAME=YAML",
-                        help="replace or add a system's config, e.g. best=configs/other.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override applied to every config system (repeatable)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=YAML",
+        help="replace or add a system's config, e.g. best=configs/other.yaml",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override applied to every config system (repeatable)",
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--keep", help="keep the model directories under this folder")
     parser.add_argument("--verbose", "-v", action="store_true", help="the pipeline's log lines (stderr)")
@@ -205,11 +223,16 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) 
         files = prepare_files(args, Path(tmp))
         log(f"train {files.train} / test {files.test} / unlabelled {files.unlabeled}")
         for name in systems:
-            row = run_tfidf_lr(files, args.seed) if name == "tfidf_lr" else run_config(
-                name, configs[name], files, args.set, workdir, args.verbose)
+            row = (
+                run_tfidf_lr(files, args.seed)
+                if name == "tfidf_lr"
+                else run_config(name, configs[name], files, args.set, workdir, args.verbose)
+            )
             rows.append(row)
-            log(f"{row.system}: accuracy {row.accuracy:.4f}  F1 {row.f1:.4f}  {row.seconds:.1f} s  "
-                f"{row.detail}")
+            log(
+                f"{row.system}: accuracy {row.accuracy:.4f}  F1 {row.f1:.4f}  {row.seconds:.1f} s  "
+                f"{row.detail}"
+            )
     log(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n", encoding="utf-8")

@@ -10,12 +10,48 @@ import pytest
 from typer.testing import CliRunner
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-POSITIVE = ["great", "wonderful", "excellent", "loved", "brilliant", "superb", "moving", "beautiful", "gripping"]
+POSITIVE = [
+    "great",
+    "wonderful",
+    "excellent",
+    "loved",
+    "brilliant",
+    "superb",
+    "moving",
+    "beautiful",
+    "gripping",
+]
 NEGATIVE = ["awful", "terrible", "boring", "hated", "dull", "worst", "waste", "poor", "tedious"]
-NEUTRAL = (
-    "the a and film movie plot actor actress scene story was it director music camera script ending cast "
-    "character time watch seen people really one two first also"
-).split()
+NEUTRAL = [
+    "the",
+    "a",
+    "and",
+    "film",
+    "movie",
+    "plot",
+    "actor",
+    "actress",
+    "scene",
+    "story",
+    "was",
+    "it",
+    "director",
+    "music",
+    "camera",
+    "script",
+    "ending",
+    "cast",
+    "character",
+    "time",
+    "watch",
+    "seen",
+    "people",
+    "really",
+    "one",
+    "two",
+    "first",
+    "also",
+]
 
 
 def make_review(rng: random.Random, positive: bool) -> str:

@@ -12,8 +12,13 @@ import pytest
 from conftest import write_reviews
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_accuracy.py"
-FAST = ["word2vec.vector_size=16", "word2vec.epochs=2", "word2vec.workers=1", "training.epochs=2",
-        "device=cpu"]
+FAST = [
+    "word2vec.vector_size=16",
+    "word2vec.epochs=2",
+    "word2vec.workers=1",
+    "training.epochs=2",
+    "device=cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +55,9 @@ def test_holdout_split_with_unlabelled_text(bench, tmp_path: Path) -> None:
     train = write_reviews(tmp_path / "train.csv", n=300, seed=3)
     unlabeled = tmp_path / "unlabeled.csv"
     unlabeled.write_text("review\n" + "\n".join(f"a great film number {i}" for i in range(20)) + "\n")
-    rows = bench.main(["--train", str(train), "--unlabeled", str(unlabeled), "--systems", "plain", "tfidf_lr",
-                       *_sets()], log=lambda _: None)
+    rows = bench.main(
+        ["--train", str(train), "--unlabeled", str(unlabeled), "--systems", "plain", "tfidf_lr", *_sets()],
+        log=lambda _: None,
+    )
     assert [r.system for r in rows] == ["plain", "tfidf_lr"]
     assert all(0.0 <= r.accuracy <= 1.0 for r in rows)

@@ -8,11 +8,34 @@ from sentiment.config import Config, load_config, parse_override, schema_rows
 from sentiment.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-REQUIRED_KEYS = """seed device output_dir data.kaggle_handle data.kaggle_file data.path data.test_path
-data.unlabeled_path data.text_column data.label_column data.positive_label data.test_size data.val_size
-word2vec.vector_size word2vec.window word2vec.min_count word2vec.epochs word2vec.sg model.hidden_dims
-model.dropout training.epochs training.batch_size training.lr training.weight_decay training.patience
-eval.threshold""".split()
+REQUIRED_KEYS = [
+    "seed",
+    "device",
+    "output_dir",
+    "data.kaggle_handle",
+    "data.kaggle_file",
+    "data.path",
+    "data.test_path",
+    "data.unlabeled_path",
+    "data.text_column",
+    "data.label_column",
+    "data.positive_label",
+    "data.test_size",
+    "data.val_size",
+    "word2vec.vector_size",
+    "word2vec.window",
+    "word2vec.min_count",
+    "word2vec.epochs",
+    "word2vec.sg",
+    "model.hidden_dims",
+    "model.dropout",
+    "training.epochs",
+    "training.batch_size",
+    "training.lr",
+    "training.weight_decay",
+    "training.patience",
+    "eval.threshold",
+]
 
 
 def test_contract_keys_exist() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_reviews
 
+from conftest import write_reviews
 from sentiment.config import DataConfig
 from sentiment.dataset import load_splits, read_table
 from sentiment.errors import DataError
@@ -52,11 +52,20 @@ def test_unshuffled_split_takes_the_last_rows_for_test(tmp_path: Path) -> None:
 
 
 def test_zero_one_labels_and_explicit_test_file(tmp_path: Path) -> None:
-    train = write_reviews(tmp_path / "train.csv", n=40, labels=("0", "1"), label_column="label", text_column="text")
-    test = write_reviews(tmp_path / "test.csv", n=10, seed=5, labels=("0", "1"), label_column="label",
-                         text_column="text")
-    cfg = DataConfig(path=str(train), test_path=str(test), text_column="text", label_column="label",
-                     positive_label="1", val_size=0.25)
+    train = write_reviews(
+        tmp_path / "train.csv", n=40, labels=("0", "1"), label_column="label", text_column="text"
+    )
+    test = write_reviews(
+        tmp_path / "test.csv", n=10, seed=5, labels=("0", "1"), label_column="label", text_column="text"
+    )
+    cfg = DataConfig(
+        path=str(train),
+        test_path=str(test),
+        text_column="text",
+        label_column="label",
+        positive_label="1",
+        val_size=0.25,
+    )
     splits = load_splits(cfg, seed=0)
     assert (splits.positive_label, splits.negative_label) == ("1", "0")
     assert len(splits.test.texts) == 10 and len(splits.train.texts) == 30
@@ -77,7 +86,7 @@ def test_empty_texts_are_dropped_and_counted(tmp_path: Path, caplog: pytest.LogC
 
 def test_missing_column_names_the_existing_ones(tmp_path: Path) -> None:
     path = write_reviews(tmp_path / "r.csv", n=10)
-    with pytest.raises(DataError, match="column.*text.*review, sentiment"):
+    with pytest.raises(DataError, match=r"column.*text.*review, sentiment"):
         load_splits(DataConfig(path=str(path), text_column="text"), seed=0)
 
 
@@ -91,8 +100,8 @@ def test_unlabelled_text_is_read(tmp_path: Path) -> None:
 
 def test_three_classes_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
-    pd.DataFrame({"review": ["a", "b", "c", "d"], "sentiment": ["positive", "negative", "neutral", "positive"]}).to_csv(
-        path, index=False
-    )
+    pd.DataFrame(
+        {"review": ["a", "b", "c", "d"], "sentiment": ["positive", "negative", "neutral", "positive"]}
+    ).to_csv(path, index=False)
     with pytest.raises(DataError, match="exactly two classes"):
         load_splits(DataConfig(path=str(path)), seed=0)

@@ -1,4 +1,4 @@
-"""data.kaggle_handle goes through the real kagglehub.dataset_download, without a network: kagglehub's cache."""
+"""data.kaggle_handle goes through the real kagglehub.dataset_download, with no network: its cache."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG, write_reviews
 
+from conftest import TINY_CONFIG, write_reviews
 from sentiment.download import download_dataset
 from sentiment.errors import DataError
 

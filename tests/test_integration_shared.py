@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import SHARED
 
 DATA = SHARED / "data" / "kaggle-cleaned" / "IMDB_cleaned.csv"
@@ -13,7 +14,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not DATA.exists(), reason="../shared/data/kaggle-cleaned/IMDB_cleaned.csv not present"),
+    pytest.mark.skipif(
+        not DATA.exists(), reason="../shared/data/kaggle-cleaned/IMDB_cleaned.csv not present"
+    ),
 ]
 
 

@@ -57,8 +57,13 @@ def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool, pooling
 
     dims = [w.shape[0] for w, _ in predictor.layers[:-1]]
     mlp = SimpleMLP(predictor.embeddings.shape[1], dims, predictor.activation)
-    mlp.load_state_dict({k[len("mlp."):]: torch.from_numpy(v) for k, v in _tensors(out.model_dir).items()
-                         if k.startswith("mlp.")})
+    mlp.load_state_dict(
+        {
+            k[len("mlp.") :]: torch.from_numpy(v)
+            for k, v in _tensors(out.model_dir).items()
+            if k.startswith("mlp.")
+        }
+    )
     with torch.no_grad():
         if fine_tune:
             model = BagClassifier(predictor.embeddings, mlp, predictor.word_weights).eval()

@@ -22,7 +22,9 @@ def test_vectorised_pooling_equals_a_plain_loop(pooling: str) -> None:
     vectors = rng.normal(size=(4, 5)).astype(np.float32)
     docs = [["good", "film", "good"], [], ["unknown", "words"], ["bad"], ["plot", "bad", "film", "zzz"]] * 7
     bags = encode(docs, INDEX)
-    weights = {"mean": None, "tfidf": idf_weights(bags, 4), "sif": sif_weights(np.array([5, 3, 9, 1]), 1e-3)}[pooling]
+    weights = {"mean": None, "tfidf": idf_weights(bags, 4), "sif": sif_weights(np.array([5, 3, 9, 1]), 1e-3)}[
+        pooling
+    ]
     # a small chunk size exercises the chunk boundaries too
     out = pool(bags, vectors, pooling, weights, chunk_tokens=4)
     expected = np.stack([naive(d, vectors, weights) for d in docs])

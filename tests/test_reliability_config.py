@@ -65,8 +65,16 @@ def test_config_unknown_key_suggests_closest(cli, previous, tiny_config, section
         ("model", {"hidden_dims": [8, 0]}, "every hidden layer size must be >= 1"),
         ("device", "gpu", "'device' = 'gpu': must be auto, cpu, cuda or cuda:N"),
     ],
-    ids=["negative-epochs", "epochs-type", "test-size-0", "test-size-1.5", "dropout-1", "empty-hidden-dims",
-         "zero-width-layer", "device"],
+    ids=[
+        "negative-epochs",
+        "epochs-type",
+        "test-size-0",
+        "test-size-1.5",
+        "dropout-1",
+        "empty-hidden-dims",
+        "zero-width-layer",
+        "device",
+    ],
 )
 def test_config_wrong_type_or_range(cli, previous, tiny_config, section, values, expected) -> None:
     edit_config(tiny_config, **{section: values})

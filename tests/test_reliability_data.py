@@ -51,7 +51,8 @@ def test_data_unsupported_extension(cli, previous, tiny_config, tmp_path, review
 
 
 @pytest.mark.parametrize(
-    ("content", "expected"), [("", "the file is empty"), ("review,sentiment\n", "the file has no rows")],
+    ("content", "expected"),
+    [("", "the file is empty"), ("review,sentiment\n", "the file has no rows")],
     ids=["zero-bytes", "header-only"],
 )
 def test_data_empty_file(cli, previous, tiny_config, tmp_path, content, expected) -> None:
@@ -73,7 +74,7 @@ def test_data_empty_and_nan_texts_dropped_with_count(cli, tiny_config, tmp_path)
     data = write_reviews(tmp_path / "gappy.csv")
     lines = data.read_text().splitlines()
     # three unusable rows: an empty text, a blank one and a missing label
-    lines += [',positive', '"   ",negative', 'a fine film,']
+    lines += [",positive", '"   ",negative', "a fine film,"]
     data.write_text("\n".join(lines) + "\n")
     use_data(tiny_config, data)
     result = cli(["train", "--config", tiny_config, "--quiet", "--output", tmp_path / "model"])
@@ -87,8 +88,11 @@ def test_data_empty_and_nan_texts_dropped_with_count(cli, tiny_config, tmp_path)
     [
         (["positive", "negative", "neutral"], "column 'sentiment' must hold exactly two classes, found 3"),
         (["positive"], "must hold exactly two classes, found 1"),
-        (["good", "bad"], "positive label 'positive' not found in column 'sentiment' (values: bad, good); "
-                          "set data.positive_label"),
+        (
+            ["good", "bad"],
+            "positive label 'positive' not found in column 'sentiment' (values: bad, good); "
+            "set data.positive_label",
+        ),
     ],
     ids=["three-classes", "one-class", "no-positive-label"],
 )
@@ -207,8 +211,12 @@ def test_kaggle_handle_that_does_not_exist(cli, previous, tiny_config, fake_kagg
     fake_kaggle.mode = "missing"
     use_kaggle(tiny_config)
     result = train_unchanged(cli, previous, tiny_config)
-    assert_bad_input(result, "Kaggle dataset 'someone/movies' (file 'reviews.csv') does not exist",
-                     "check data.kaggle_handle", one_line=False)
+    assert_bad_input(
+        result,
+        "Kaggle dataset 'someone/movies' (file 'reviews.csv') does not exist",
+        "check data.kaggle_handle",
+        one_line=False,
+    )
     assert any(r.endswith("/GetDataset") for r in fake_kaggle.requests)
 
 
@@ -219,8 +227,12 @@ def test_kaggle_download_cut_short_is_never_used(cli, previous, tiny_config, fak
     cache = Path(os.environ["KAGGLEHUB_CACHE"]) / "datasets" / "someone" / "movies"
     fake_kaggle.mode = "cut"
     result = train_unchanged(cli, previous, tiny_config)
-    assert_bad_input(result, "cannot download Kaggle dataset 'someone/movies' (the download was cut short)",
-                     "--set data.path=FILE", one_line=False)
+    assert_bad_input(
+        result,
+        "cannot download Kaggle dataset 'someone/movies' (the download was cut short)",
+        "--set data.path=FILE",
+        one_line=False,
+    )
     partial = cache / "versions" / "3" / "reviews.csv"
     assert not (cache / ".complete").exists()  # kagglehub marks only finished downloads
     assert not partial.exists() or partial.stat().st_size < len(fake_kaggle.body)
@@ -228,8 +240,12 @@ def test_kaggle_download_cut_short_is_never_used(cli, previous, tiny_config, fak
     # Kaggle unreachable now: the offline fallback must not pick up the partial file either
     fake_kaggle.close()
     result = train_unchanged(cli, previous, tiny_config)
-    assert_bad_input(result, "cannot download Kaggle dataset 'someone/movies'", "not in the kagglehub cache",
-                     one_line=False)
+    assert_bad_input(
+        result,
+        "cannot download Kaggle dataset 'someone/movies'",
+        "not in the kagglehub cache",
+        one_line=False,
+    )
 
 
 def test_kaggle_download_after_a_cut_gets_the_whole_file(cli, tiny_config, fake_kaggle, tmp_path) -> None:

@@ -67,15 +67,27 @@ RESUME_CASES = {
     # 240 training rows / batch 32 = 8 batches an epoch
     "mid-epoch-dropout": (12, ["model.dropout=0.3"]),
     "epoch-boundary-plateau": (8, ["training.lr_schedule=plateau"]),
-    "fine-tuned-cosine": (19, ["model.fine_tune_embeddings=true", "features.normalize=false",
-                               "model.embedding_dropout=0.2", "training.lr_schedule=cosine"]),
+    "fine-tuned-cosine": (
+        19,
+        [
+            "model.fine_tune_embeddings=true",
+            "features.normalize=false",
+            "model.embedding_dropout=0.2",
+            "training.lr_schedule=cosine",
+        ],
+    ),
 }
 
 
 @pytest.mark.parametrize(("stop_at", "sets"), RESUME_CASES.values(), ids=RESUME_CASES.keys())
 def test_ctrl_c_keeps_previous_model_and_resume_matches_uninterrupted_run(
-    cli, tiny_config: Path, tmp_path: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch,
-    stop_at: int, sets: list[str],
+    cli,
+    tiny_config: Path,
+    tmp_path: Path,
+    trained_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stop_at: int,
+    sets: list[str],
 ) -> None:
     options = [a for s in sets for a in ("--set", s)]
     reference = tmp_path / "reference"
@@ -123,16 +135,22 @@ def interrupted(cli, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_resume_without_checkpoint(cli, tiny_config: Path, tmp_path: Path) -> None:
     result = cli(["train", "--config", tiny_config, "--resume", "--quiet"])
-    assert_bad_input(result, f"no checkpoint to resume from at {tmp_path / 'runs' / 'tiny.checkpoint'}",
-                     "without --resume to start over")
+    assert_bad_input(
+        result,
+        f"no checkpoint to resume from at {tmp_path / 'runs' / 'tiny.checkpoint'}",
+        "without --resume to start over",
+    )
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
 def test_resume_with_a_different_config(cli, tiny_config: Path, interrupted: Path) -> None:
     before = snapshot(interrupted)
     result = cli(["train", "--config", tiny_config, "--resume", "--quiet", "--set", "training.lr=0.02"])
-    assert_bad_input(result, "was made with a different config (training.lr: 0.01 -> 0.02)",
-                     "same config and --set options")
+    assert_bad_input(
+        result,
+        "was made with a different config (training.lr: 0.01 -> 0.02)",
+        "same config and --set options",
+    )
     assert snapshot(interrupted) == before
 
 
@@ -175,7 +193,10 @@ class Run:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, str(SLOW_CLI), *map(str, args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -281,7 +302,17 @@ def test_two_cpu_runs_of_one_config_are_identical(cli, tiny_config: Path, tmp_pa
     edit_config(tiny_config, model={"dropout": 0.2})
     for name in ("first", "second"):
         # word2vec.cache=false: Word2Vec really is trained twice (workers: 1 in the tiny config)
-        result = cli(["train", "--config", tiny_config, "--output", tmp_path / name, "--quiet",
-                      "--set", "word2vec.cache=false"])
+        result = cli(
+            [
+                "train",
+                "--config",
+                tiny_config,
+                "--output",
+                tmp_path / name,
+                "--quiet",
+                "--set",
+                "word2vec.cache=false",
+            ]
+        )
         assert result.exit_code == 0, result.stderr
     assert_same_model(tmp_path / "first", tmp_path / "second")

@@ -22,7 +22,10 @@ def test_train_eval_predict(cli, tiny_config: Path, tmp_path: Path) -> None:
         assert abs(metrics[key] - train_metrics[key]) < 1e-9
     assert metrics["n"] == train_metrics["n"] == 80
 
-    texts = ["the film was wonderful and brilliant, loved the story", "the movie was awful and boring, hated the plot"]
+    texts = [
+        "the film was wonderful and brilliant, loved the story",
+        "the movie was awful and boring, hated the plot",
+    ]
     result = cli(["predict", "--json", *texts])
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]

@@ -15,7 +15,14 @@ def test_curly_apostrophes_match_straight_ones() -> None:
 def test_negation_scope_ends_at_punctuation() -> None:
     settings = TokenizerSettings(negation=True)
     assert tokenize("Not good, but fun", settings) == ["not", "not_good", "but", "fun"]
-    assert tokenize("I didn't like it. Great cast", settings) == ["i", "didn't", "not_like", "not_it", "great", "cast"]
+    assert tokenize("I didn't like it. Great cast", settings) == [
+        "i",
+        "didn't",
+        "not_like",
+        "not_it",
+        "great",
+        "cast",
+    ]
 
 
 def test_whitespace_mode_is_the_tutorial_split() -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG, write_reviews
 
+from conftest import TINY_CONFIG, write_reviews
 from sentiment.config import Word2VecConfig, load_config
 from sentiment.word2vec import train_word2vec
 

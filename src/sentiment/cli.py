@@ -46,7 +46,10 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if debug:
                 raise
             first = str(exc).splitlines()[0][:200] if str(exc) else ""
-            typer.echo(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)", err=True)
+            typer.echo(
+                f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
+                err=True,
+            )
             raise typer.Exit(1) from None
 
     return wrapper

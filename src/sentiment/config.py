@@ -26,15 +26,19 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     kaggle_handle: str | None = Field(
-        None, description="Kaggle dataset handle (owner/slug or owner/slug/versions/N) downloaded with kagglehub."
+        None,
+        description="Kaggle dataset handle (owner/slug or owner/slug/versions/N) downloaded with kagglehub.",
     )
     kaggle_file: str | None = Field(None, description="File inside the Kaggle dataset to read.")
     path: str | None = Field(
         None,
-        description="Local data file (CSV, TSV, Parquet, JSON lines; .gz too). Takes precedence over kaggle_handle.",
+        description=(
+            "Local data file (CSV, TSV, Parquet, JSON lines; .gz too). Takes precedence over kaggle_handle."
+        ),
     )
     test_path: str | None = Field(
-        None, description="Explicit test file (same columns); when set, no test split is carved from the data."
+        None,
+        description="Explicit test file (same columns); when set, no test split is carved from the data.",
     )
     unlabeled_path: str | None = Field(
         None, description="Extra unlabelled text used only to train Word2Vec, never the classifier."
@@ -44,15 +48,23 @@ class DataConfig(_Section):
     )
     text_column: str = Field("review", description="Column holding the text.")
     label_column: str = Field("sentiment", description="Column holding the label (two classes).")
-    positive_label: str = Field("positive", description="Label value of the positive class (e.g. positive or 1).")
+    positive_label: str = Field(
+        "positive", description="Label value of the positive class (e.g. positive or 1)."
+    )
     test_size: float = Field(0.2, gt=0, lt=1, description="Fraction of the data held out for the test split.")
     val_size: float = Field(
-        0.1, ge=0, lt=1, description="Fraction of the data held out for validation (0 disables early stopping)."
+        0.1,
+        ge=0,
+        lt=1,
+        description="Fraction of the data held out for validation (0 disables early stopping).",
     )
     shuffle: bool = Field(
-        True, description="Shuffle (stratified, seeded) before splitting; false takes the first rows for training."
+        True,
+        description="Shuffle (stratified, seeded) before splitting; false takes the first rows for training.",
     )
-    max_rows: int | None = Field(None, gt=0, description="Use only the first N rows of the data (quick runs).")
+    max_rows: int | None = Field(
+        None, gt=0, description="Use only the first N rows of the data (quick runs)."
+    )
 
     @field_validator("positive_label", mode="before")
     @classmethod
@@ -70,7 +82,9 @@ class TextConfig(_Section):
     strip_html: bool = Field(True, description="Remove HTML tags such as <br /> and unescape entities.")
     split: Literal["regex", "whitespace"] = Field(
         "regex",
-        description="regex: words (apostrophes kept) plus ! and ? as tokens; whitespace: str.split (tutorial).",
+        description=(
+            "regex: words (apostrophes kept) plus ! and ? as tokens; whitespace: str.split (tutorial)."
+        ),
     )
     negation: bool = Field(
         False, description="Prefix words after a negation (not, no, n't ...) with NOT_ until punctuation."
@@ -78,7 +92,9 @@ class TextConfig(_Section):
     min_token_length: int = Field(1, ge=1, description="Drop tokens shorter than this.")
     phrases: bool = Field(False, description="Join frequent word pairs into one token (gensim Phrases).")
     phrases_min_count: int = Field(20, ge=1, description="Phrases: minimum count of a pair.")
-    phrases_threshold: float = Field(10.0, gt=0, description="Phrases: score threshold (higher, fewer phrases).")
+    phrases_threshold: float = Field(
+        10.0, gt=0, description="Phrases: score threshold (higher, fewer phrases)."
+    )
     ngrams: int = Field(
         1,
         ge=1,
@@ -101,8 +117,12 @@ class Word2VecConfig(_Section):
     negative: int = Field(5, ge=0, description="Negative samples per positive (0: hierarchical softmax).")
     sample: float = Field(1e-3, ge=0, description="Down-sampling threshold for frequent words.")
     alpha: float = Field(0.025, gt=0, description="Initial learning rate.")
-    max_vocab_size: int | None = Field(None, gt=0, description="Prune the vocabulary while building it (memory cap).")
-    workers: int = Field(0, ge=0, description="Worker threads; 0 uses every core. 1 gives bit-identical vectors.")
+    max_vocab_size: int | None = Field(
+        None, gt=0, description="Prune the vocabulary while building it (memory cap)."
+    )
+    workers: int = Field(
+        0, ge=0, description="Worker threads; 0 uses every core. 1 gives bit-identical vectors."
+    )
     seed: int | None = Field(None, description="Word2Vec seed (default: the top-level seed).")
     cache: bool = Field(True, description="Reuse vectors trained on the same text with the same settings.")
 
@@ -125,16 +145,22 @@ class ModelConfig(_Section):
     hidden_dims: list[int] = Field(
         default_factory=lambda: [64], min_length=1, description="Sizes of the hidden layers (one or more)."
     )
-    activation: Literal["relu", "gelu", "tanh", "leaky_relu"] = Field("relu", description="Hidden activation.")
+    activation: Literal["relu", "gelu", "tanh", "leaky_relu"] = Field(
+        "relu", description="Hidden activation."
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each hidden layer.")
     fine_tune_embeddings: bool = Field(
         False,
         description=(
-            "Train the word vectors end to end (EmbeddingBag initialised from Word2Vec) instead of freezing them."
+            "Train the word vectors end to end (EmbeddingBag initialised from Word2Vec) "
+            "instead of freezing them."
         ),
     )
     embedding_dropout: float = Field(
-        0.0, ge=0, lt=1, description="Fine-tuning only: drop this fraction of tokens from each text in training."
+        0.0,
+        ge=0,
+        lt=1,
+        description="Fine-tuning only: drop this fraction of tokens from each text in training.",
     )
 
     @field_validator("hidden_dims")
@@ -183,7 +209,9 @@ class Config(_Section):
     version: int = Field(CONFIG_VERSION, description="Config format version.")
     seed: int = Field(42, description="Seed for Python, NumPy, torch, the split and Word2Vec.")
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N.")
-    output_dir: str = Field("runs", description="Where `train` writes model directories (runs/<config name>).")
+    output_dir: str = Field(
+        "runs", description="Where `train` writes model directories (runs/<config name>)."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     text: TextConfig = Field(default_factory=TextConfig)
     word2vec: Word2VecConfig = Field(default_factory=Word2VecConfig)
@@ -203,7 +231,9 @@ class Config(_Section):
     @classmethod
     def _version(cls, value: int) -> int:
         if value != CONFIG_VERSION:
-            raise ValueError(f"config version {value} is not supported by this sentiment (expects {CONFIG_VERSION})")
+            raise ValueError(
+                f"config version {value} is not supported by this sentiment (expects {CONFIG_VERSION})"
+            )
         return value
 
     def to_dict(self) -> dict[str, Any]:

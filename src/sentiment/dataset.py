@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = {
-    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
 }
 
 

@@ -9,7 +9,12 @@ import numpy as np
 
 def compute_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
     """Metrics of positive-class probabilities against 0/1 labels; positive when ``prob >= threshold``."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     y_true = np.asarray(y_true).astype(np.int64)
     y_pred = (np.asarray(probs) >= threshold).astype(np.int64)

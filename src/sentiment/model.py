@@ -1,7 +1,7 @@
 """The classifiers: ``SimpleMLP`` over pooled vectors, and ``BagClassifier`` that fine-tunes the word vectors.
 
-Both end in a Sigmoid and are trained with ``BCELoss``. Their weights are plain tensors; the NumPy forward pass
-in ``sentiment.predictor`` mirrors them exactly so that prediction does not need torch.
+Both end in a Sigmoid and are trained with ``BCELoss``. Their weights are plain tensors; the NumPy forward
+pass in ``sentiment.predictor`` mirrors them exactly so that prediction does not need torch.
 """
 
 from __future__ import annotations
@@ -79,4 +79,3 @@ class BagClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.pooled(ids, offsets))
-

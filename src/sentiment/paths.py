@@ -38,6 +38,7 @@ def resolve_model_dir(model: str | Path | None) -> Path:
     pointer = last_model_file()
     if not pointer.exists():
         raise ModelDirError(
-            f"no model given and no trained model recorded in {pointer}; run `sentiment train` or pass --model DIR"
+            f"no model given and no trained model recorded in {pointer}; "
+            "run `sentiment train` or pass --model DIR"
         )
     return Path(pointer.read_text(encoding="utf-8").strip())

@@ -62,12 +62,16 @@ def check_compatible(config: Config) -> None:
     if config.model.fine_tune_embeddings and config.features.pooling == "mean_max":
         raise ConfigError("features.pooling=mean_max cannot be combined with model.fine_tune_embeddings=true")
     if config.model.fine_tune_embeddings and config.features.normalize:
-        raise ConfigError("features.normalize applies to frozen features only; unset it or model.fine_tune_embeddings")
+        raise ConfigError(
+            "features.normalize applies to frozen features only; unset it or model.fine_tune_embeddings"
+        )
     if config.eval.tune_threshold and config.data.val_size == 0:
         raise ConfigError("eval.tune_threshold needs a validation split: set data.val_size > 0")
 
 
-def _corpus(train_tokens: list[list[str]], unlabeled: list[str], settings: TokenizerSettings, phrases: frozenset):
+def _corpus(
+    train_tokens: list[list[str]], unlabeled: list[str], settings: TokenizerSettings, phrases: frozenset
+):
     """Word2Vec's text: training tokens, then the unlabelled texts tokenised on the fly (never held twice)."""
 
     def gen() -> Iterator[list[str]]:
@@ -226,7 +230,11 @@ def train(
         )
     reporter.log(
         f"word2vec: {len(wv.words)} words x {wv.vectors.shape[1]} dims"
-        + (" (reused from cache)" if cache_hit else f" ({'skip-gram' if w2v.sg else 'CBOW'}, {w2v.epochs} epochs)")
+        + (
+            " (reused from cache)"
+            if cache_hit
+            else f" ({'skip-gram' if w2v.sg else 'CBOW'}, {w2v.epochs} epochs)"
+        )
     )
 
     n_gram = config.text.ngrams
@@ -258,39 +266,56 @@ def train(
     with reporter.stage("features"):
         if config.model.fine_tune_embeddings:
             model = BagClassifier(wv.vectors.copy(), mlp, weights, config.model.embedding_dropout)
-            datasets = [BagBatches(b, s.labels) if b is not None else None for b, s in
-                        ((train_bags, splits.train), (val_bags, splits.val), (test_bags, splits.test))]
+            datasets = [
+                BagBatches(b, s.labels) if b is not None else None
+                for b, s in ((train_bags, splits.train), (val_bags, splits.val), (test_bags, splits.test))
+            ]
             param_groups = [
-                {"params": model.embedding.parameters(), "lr": tcfg.embedding_lr or tcfg.lr, "weight_decay": 0.0},
+                {
+                    "params": model.embedding.parameters(),
+                    "lr": tcfg.embedding_lr or tcfg.lr,
+                    "weight_decay": 0.0,
+                },
                 {"params": model.mlp.parameters()},
             ]
         else:
-            feats = [pool(b, wv.vectors, config.features.pooling, weights) if b is not None else None
-                     for b in (train_bags, val_bags, test_bags)]
+            feats = [
+                pool(b, wv.vectors, config.features.pooling, weights) if b is not None else None
+                for b in (train_bags, val_bags, test_bags)
+            ]
             if config.features.normalize:
                 mean = feats[0].mean(axis=0)
                 std = feats[0].std(axis=0) + 1e-6
                 feats = [(f - mean) / std if f is not None else None for f in feats]
-                tensors["feature_mean"], tensors["feature_std"] = mean.astype(np.float32), std.astype(np.float32)
+                tensors["feature_mean"], tensors["feature_std"] = (
+                    mean.astype(np.float32),
+                    std.astype(np.float32),
+                )
             model = mlp
             datasets = [
-                TensorBatches(torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)),
-                              torch.as_tensor(s.labels, dtype=torch.float32)) if f is not None else None
+                TensorBatches(
+                    torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)),
+                    torch.as_tensor(s.labels, dtype=torch.float32),
+                )
+                if f is not None
+                else None
                 for f, s in zip(feats, (splits.train, splits.val, splits.test), strict=True)
             ]
             param_groups = None
     train_ds, val_ds, test_ds = datasets
     # What a resumed run must see again: the same word vectors and the same training and validation bags.
     val_arrays = (val_bags.ids, val_bags.offsets, splits.val.labels) if val_bags is not None else ()
-    data_print = fingerprint(wv.vectors, weights, train_bags.ids, train_bags.offsets, splits.train.labels,
-                             *val_arrays)
+    data_print = fingerprint(
+        wv.vectors, weights, train_bags.ids, train_bags.offsets, splits.train.labels, *val_arrays
+    )
     if checkpoint is not None and checkpoint.fingerprint != data_print:
         raise CheckpointError(
             f"{ckpt_dir}: the training data or word vectors differ from the interrupted run (a changed data "
             "file, or Word2Vec retrained with word2vec.workers != 1); run without --resume to start over"
         )
-    train_loader = make_loader(train_ds, tcfg.batch_size, shuffle=True, seed=config.seed,
-                               num_workers=tcfg.num_workers, device=device)
+    train_loader = make_loader(
+        train_ds, tcfg.batch_size, shuffle=True, seed=config.seed, num_workers=tcfg.num_workers, device=device
+    )
     eval_batch = max(tcfg.batch_size, 1024)
     val_loader = make_loader(val_ds, eval_batch, shuffle=False, seed=0, device=device) if val_ds else None
     test_loader = make_loader(test_ds, eval_batch, shuffle=False, seed=0, device=device)
@@ -303,20 +328,32 @@ def train(
         progress.on_epoch(record)
 
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    reporter.log(f"model: {type(model).__name__} {input_dim}-{'-'.join(map(str, config.model.hidden_dims))}-1, "
-                 f"{n_params:,} trainable parameters")
+    reporter.log(
+        f"model: {type(model).__name__} {input_dim}-{'-'.join(map(str, config.model.hidden_dims))}-1, "
+        f"{n_params:,} trainable parameters"
+    )
     from sentiment.training import FitStopped
 
     stop = StopRequest()
     try:
         with reporter.stage("training"), reporter.training(tcfg.epochs) as progress, stop.installed():
-            fitted = fit(model, train_loader, val_loader, tcfg, device, param_groups=param_groups,
-                         on_epoch=on_epoch, on_batch=progress.on_batch,
-                         resume=checkpoint.fit if checkpoint is not None else None, should_stop=stop,
-                         on_checkpoint=lambda st: save_checkpoint(ckpt_dir, config.to_dict(), data_print, st))
+            fitted = fit(
+                model,
+                train_loader,
+                val_loader,
+                tcfg,
+                device,
+                param_groups=param_groups,
+                on_epoch=on_epoch,
+                on_batch=progress.on_batch,
+                resume=checkpoint.fit if checkpoint is not None else None,
+                should_stop=stop,
+                on_checkpoint=lambda st: save_checkpoint(ckpt_dir, config.to_dict(), data_print, st),
+            )
     except FitStopped as exc:
-        raise TrainingInterrupted(_interrupted_message(exc, stop.signum, tcfg.epochs, ckpt_dir, target),
-                                  ckpt_dir, stop.signum or 2) from None
+        raise TrainingInterrupted(
+            _interrupted_message(exc, stop.signum, tcfg.epochs, ckpt_dir, target), ckpt_dir, stop.signum or 2
+        ) from None
     reporter.log(_training_summary(fitted, tcfg.monitor, reporter.timings.get("training", 0.0)))
 
     from sentiment.evaluate import best_threshold, compute_metrics
@@ -366,15 +403,25 @@ def train(
             "best_epoch": fitted.best_epoch,
             "stopped_early": fitted.stopped_early,
             "word2vec_cache_hit": cache_hit,
-            "data": {"source": splits.source, "test_source": splits.test_source,
-                     "rows": {"train": len(splits.train.labels), "validation": n_val,
-                              "test": len(splits.test.labels), "unlabeled": len(splits.unlabeled)}},
+            "data": {
+                "source": splits.source,
+                "test_source": splits.test_source,
+                "rows": {
+                    "train": len(splits.train.labels),
+                    "validation": n_val,
+                    "test": len(splits.test.labels),
+                    "unlabeled": len(splits.unlabeled),
+                },
+            },
         }
         all_metrics = {"test": metrics, "validation": val_metrics, "threshold": threshold}
-        model_dir = save_model_dir(target, config, meta, wv.words, tensors, all_metrics, fitted.history_rows(),
-                                   splits, test_probs)
+        model_dir = save_model_dir(
+            target, config, meta, wv.words, tensors, all_metrics, fitted.history_rows(), splits, test_probs
+        )
         remove_checkpoint(ckpt_dir)  # the run is complete: nothing left to resume
-    return TrainOutput(model_dir, metrics, val_metrics, fitted.history_rows(), dict(reporter.timings), cache_hit)
+    return TrainOutput(
+        model_dir, metrics, val_metrics, fitted.history_rows(), dict(reporter.timings), cache_hit
+    )
 
 
 def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Path, target: Path) -> str:
@@ -382,8 +429,11 @@ def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Pa
 
     name = signal.Signals(signum).name if signum else "a signal"
     state = exc.state
-    where = (f"after epoch {state.epoch - 1}/{epochs}" if state.batch == 0
-             else f"in epoch {state.epoch}/{epochs} after batch {state.batch}/{exc.n_batches}")
+    where = (
+        f"after epoch {state.epoch - 1}/{epochs}"
+        if state.batch == 0
+        else f"in epoch {state.epoch}/{epochs} after batch {state.batch}/{exc.n_batches}"
+    )
     best = f"best epoch so far: {state.best_epoch}; " if state.best_epoch else ""
     kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
     return f"training interrupted by {name} {where}; {best}state saved in {ckpt_dir}; {kept}"
@@ -428,8 +478,15 @@ def save_model_dir(
         _write_test_rows(staging / TEST_FILE, splits.test, splits)
         from sentiment.plots import write_plots
 
-        write_plots(staging, history, splits.test.labels, test_probs, metrics["test"],
-                    best_epoch=meta.get("best_epoch"), labels=(splits.negative_label, splits.positive_label))
+        write_plots(
+            staging,
+            history,
+            splits.test.labels,
+            test_probs,
+            metrics["test"],
+            best_epoch=meta.get("best_epoch"),
+            labels=(splits.negative_label, splits.positive_label),
+        )
         commit_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -445,7 +502,9 @@ def load_model_config(model_dir: Path) -> Config:
     try:
         return config_from_dict(read_yaml(path), source=str(path))
     except ConfigError as exc:
-        raise ModelDirError(f"{exc}; the model was saved by an incompatible sentiment version: retrain it") from None
+        raise ModelDirError(
+            f"{exc}; the model was saved by an incompatible sentiment version: retrain it"
+        ) from None
 
 
 def _read_test_rows(model_dir: Path) -> tuple[list[str], list[str]]:

@@ -226,12 +226,22 @@ def fit(
 
     def state(epoch: int, batch: int, total: float, seen: int, epoch_rng: dict[str, Any]) -> FitState:
         return FitState(
-            epoch=epoch, batch=batch, total=total, seen=seen, history=list(result.history),
-            best_score=best_score, best_epoch=result.best_epoch, stale=stale,
-            stopped_early=result.stopped_early, finished=finished,
-            model=model.state_dict(), best=best_state, optimizer=optimizer.state_dict(),
+            epoch=epoch,
+            batch=batch,
+            total=total,
+            seen=seen,
+            history=list(result.history),
+            best_score=best_score,
+            best_epoch=result.best_epoch,
+            stale=stale,
+            stopped_early=result.stopped_early,
+            finished=finished,
+            model=model.state_dict(),
+            best=best_state,
+            optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict() if scheduler is not None else None,
-            rng=capture_rng(generator), epoch_rng=epoch_rng,
+            rng=capture_rng(generator),
+            epoch_rng=epoch_rng,
         )
 
     epoch = first_epoch
