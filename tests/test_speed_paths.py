@@ -510,3 +510,20 @@ def test_cuda_loader_slices_batches_on_the_gpu() -> None:
     bags = encode([["a", "b"], ["b"], []] * 10, {"a": 0, "b": 1})
     bag_loader = make_loader(BagBatches(bags, np.zeros(30)), 8, shuffle=False, seed=0, device=device)
     assert bag_loader.pin_memory  # token bags are gathered on the CPU, then copied from pinned memory
+
+
+def test_parallel_batch_prediction_equals_serial(
+    trained_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large inputs are spread over forked processes; the results must not change."""
+    import sentiment.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "PARALLEL_MIN_TEXTS", 10)
+    predictor = predictor_module.Predictor.load(trained_model)
+    texts = [
+        f"the film was {w} and the plot {v}" for w in ("great", "awful", "zzz") for v in ("moving", "dull")
+    ] * 7
+    serial = predictor.predict_proba(texts, workers=1)
+    parallel = predictor.predict_proba(texts, workers=2)
+    np.testing.assert_allclose(parallel[0], serial[0], rtol=0, atol=1e-12)
+    assert np.array_equal(parallel[1], serial[1])

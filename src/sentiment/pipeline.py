@@ -546,7 +546,7 @@ def evaluate_model(
         frame = read_table(data, [config.data.text_column, config.data.label_column])
         labelled, _ = labelled_from_frame(frame, config.data, str(data), negative_label=negative)
         texts, labels, source = labelled.texts, labelled.labels, str(data)
-    probs, known = predictor.predict_proba(texts)
+    probs, known = predictor.predict_proba(texts, workers=0)
     metrics = compute_metrics(labels, probs, predictor.threshold if threshold is None else threshold)
     metrics["no_known_words"] = int((known == 0).sum())
     metrics["source"] = source

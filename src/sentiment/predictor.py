@@ -141,8 +141,17 @@ class Predictor:
             x = (x - self.feature_mean) / self.feature_std
         return x
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-        """(probability of the positive class, number of known words) for each text."""
+    def predict_proba(
+        self, texts: Sequence[str], batch_size: int = 8192, workers: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(probability of the positive class, number of known words) for each text.
+
+        ``workers`` > 1 (0: every core) spreads a large input over forked processes: tokenising is pure
+        Python and holds the GIL, so threads would not help.
+        """
+        workers = workers or _cpu_count()
+        if workers > 1 and len(texts) >= PARALLEL_MIN_TEXTS and _can_fork():
+            return self._predict_parallel(texts, batch_size, workers)
         probs, known = [], []
         for start in range(0, len(texts), batch_size):
             bags = self.encode(texts[start : start + batch_size])
@@ -152,12 +161,57 @@ class Predictor:
             return np.zeros(0), np.zeros(0, dtype=np.int64)
         return np.concatenate(probs), np.concatenate(known)
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        probs, known = self.predict_proba(texts)
+    def _predict_parallel(
+        self, texts: Sequence[str], batch_size: int, workers: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        bounds = np.linspace(0, len(texts), workers * 2 + 1).astype(int).tolist()
+        # fork: the workers inherit the loaded model and the texts; only index ranges and results are pickled.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_adopt, initargs=(self, texts)
+        ) as pool:
+            parts = list(pool.map(_predict_range, bounds[:-1], bounds[1:], [batch_size] * (len(bounds) - 1)))
+        return np.concatenate([p for p, _ in parts]), np.concatenate([k for _, k in parts])
+
+    def predict(self, texts: Sequence[str], workers: int = 1) -> list[Prediction]:
+        probs, known = self.predict_proba(texts, workers=workers)
         return [
             Prediction(text, self.labels[int(p >= self.threshold)], float(p), int(k))
             for text, p, k in zip(texts, probs, known, strict=True)
         ]
+
+
+PARALLEL_MIN_TEXTS = 10_000  # below this, starting processes costs more than it saves
+
+# Set once in each forked worker process by _adopt (never in the parent): (predictor, texts).
+_WORKER_STATE: list[tuple[Predictor, Sequence[str]]] = []
+
+
+def _adopt(predictor: Predictor, texts: Sequence[str]) -> None:
+    _WORKER_STATE.append((predictor, texts))
+
+
+def _predict_range(start: int, end: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    predictor, texts = _WORKER_STATE[0]
+    return predictor.predict_proba(texts[start:end], batch_size, workers=1)
+
+
+def _cpu_count() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def read_meta(model_dir: Path) -> dict[str, Any]:
