@@ -6,7 +6,6 @@ and safetensors only. The forward pass mirrors ``sentiment.model`` (a test check
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,19 +199,12 @@ def _predict_range(start: int, end: int, batch_size: int) -> tuple[np.ndarray, n
 
 
 def _cpu_count() -> int:
-    import os
+    from sentiment.word2vec import cpu_count  # light: gensim is imported only when training
 
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return cpu_count()
 
 
 def _can_fork() -> bool:
     import multiprocessing
 
     return "fork" in multiprocessing.get_all_start_methods()
-
-
-def read_meta(model_dir: Path) -> dict[str, Any]:
-    return json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
