@@ -105,22 +105,12 @@ def _root(
     """Train, evaluate and serve text-sentiment classifiers (--help shows the app's help text)."""
 
 
-def _setup_logging(quiet: bool, verbose: bool, handler: logging.Handler | None = None) -> None:
-    """Library log lines on stderr as ``warning: ...``; INFO too with --verbose."""
-    if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname_lower)s: %(message)s"))
-        handler.addFilter(_LowerLevel())
+def _setup_logging(quiet: bool, verbose: bool, handler: logging.Handler) -> None:
+    """Library log lines on stderr as ``warning: ...`` through ``handler``; INFO too with --verbose."""
     logger = logging.getLogger("sentiment")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.WARNING if quiet or not verbose else logging.INFO)
     logger.propagate = False
-
-
-class _LowerLevel(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.levelname_lower = record.levelname.lower()
-        return True
 
 
 @app.command()
@@ -188,8 +178,10 @@ def eval_(
     """Accuracy, precision, recall and F1 of a saved model: tables for people, one JSON object with --json."""
     from sentiment.paths import resolve_model_dir
     from sentiment.pipeline import evaluate_model
+    from sentiment.progress import Reporter
 
-    _setup_logging(quiet=json_, verbose=False)
+    # Warnings (e.g. dropped rows of --data) go to stderr, formatted as in `train`; stdout stays results only.
+    _setup_logging(quiet=True, verbose=False, handler=Reporter(quiet=True).logging_handler())
     metrics = evaluate_model(resolve_model_dir(model), data, threshold)
     if json_:
         typer.echo(json.dumps(metrics))

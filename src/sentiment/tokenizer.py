@@ -9,7 +9,7 @@ import html
 import re
 import string
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _TAG = re.compile(r"<[^>]*>")
@@ -110,13 +110,6 @@ def _ascii_words(text: str) -> list[str]:
     if "'" in text:
         text = _LOOSE_APOSTROPHE.sub(" ", text)
     return text.split()
-
-
-def make_tokenizer(settings: TokenizerSettings) -> Callable[[str], list[str]]:
-    def _tok(text: str) -> list[str]:
-        return tokenize(text, settings)
-
-    return _tok
 
 
 def tokenize_many(texts: Iterable[str], settings: TokenizerSettings = TokenizerSettings()) -> list[list[str]]:
