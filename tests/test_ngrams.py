@@ -53,7 +53,12 @@ def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool, pooling
     texts = ["the film was wonderful and brilliant", "boring plot, awful acting and a dull ending!", "great"]
     bags = predictor.encode(texts)
     assert any(predictor.vocab[i] in grams for i in bags.ids)  # n-gram ids reach the model
-    probs, _ = predictor.predict_proba(texts)
+    probs, known = predictor.predict_proba(texts)
+    # known_words counts words only, not the n-gram tokens matched next to them
+    from sentiment.tokenizer import tokenize
+
+    words = [sum(t in predictor.index for t in tokenize(text, predictor.tokenizer)) for text in texts]
+    assert known.tolist() == words
 
     dims = [w.shape[0] for w, _ in predictor.layers[:-1]]
     mlp = SimpleMLP(predictor.embeddings.shape[1], dims, predictor.activation)

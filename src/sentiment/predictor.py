@@ -15,6 +15,7 @@ import numpy as np
 
 from sentiment.errors import ModelDirError
 from sentiment.modeldir import check_model_dir, load_tensors, load_vocab
+from sentiment.ngrams import SEPARATOR as NGRAM_SEPARATOR
 from sentiment.ngrams import add_ngrams
 from sentiment.phrases import apply_phrases
 from sentiment.pooling import TokenBags, encode, pool
@@ -92,6 +93,8 @@ class Predictor:
         self.tokenizer = TokenizerSettings.from_dict(meta["tokenizer"])
         self.phrases = frozenset(meta.get("phrases") or ())
         self.ngrams = int(meta.get("ngrams") or 1)
+        # The vocabulary lists the words first, then the n-grams (which alone contain the separator).
+        self.n_words = next((i for i, w in enumerate(vocab) if NGRAM_SEPARATOR in w), len(vocab))
         self.pooling = meta["pooling"]
         self.activation = meta["activation"]
         self.threshold = float(meta["threshold"])
@@ -155,7 +158,7 @@ class Predictor:
         for start in range(0, len(texts), batch_size):
             bags = self.encode(texts[start : start + batch_size])
             probs.append(mlp_forward(self.features(bags), self.layers, self.activation))
-            known.append(bags.lengths)
+            known.append(self._known_words(bags))
         if not probs:
             return np.zeros(0), np.zeros(0, dtype=np.int64)
         return np.concatenate(probs), np.concatenate(known)
@@ -174,6 +177,13 @@ class Predictor:
         ) as pool:
             parts = list(pool.map(_predict_range, bounds[:-1], bounds[1:], [batch_size] * (len(bounds) - 1)))
         return np.concatenate([p for p, _ in parts]), np.concatenate([k for _, k in parts])
+
+    def _known_words(self, bags: TokenBags) -> np.ndarray:
+        """Known words per text: the bag's ids below ``n_words`` (its n-gram tokens are not words)."""
+        if self.n_words == len(self.vocab):
+            return bags.lengths
+        doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
+        return np.bincount(doc[bags.ids < self.n_words], minlength=len(bags))
 
     def predict(self, texts: Sequence[str], workers: int = 1) -> list[Prediction]:
         probs, known = self.predict_proba(texts, workers=workers)
