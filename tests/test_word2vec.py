@@ -23,22 +23,23 @@ def test_settings_reach_gensim_and_seed_makes_it_reproducible() -> None:
 def test_test_text_never_reaches_word2vec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The tutorial trained Word2Vec on every review, test ones included: we must not."""
     import sentiment.pipeline as pipeline
+    import sentiment.prepare as prepare
 
     data = write_reviews(tmp_path / "r.csv", n=100)
     config_path = tmp_path / "c.yaml"
     config_path.write_text(TINY_CONFIG.format(output_dir=tmp_path / "runs", data=data))
     seen: list[list[str]] = []
-    real = pipeline.train_word2vec
+    real = prepare.train_word2vec
 
     def spy(token_lists, *args, **kwargs):
         token_lists = list(token_lists)
         seen.extend(token_lists)
         return real(iter(token_lists), *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "train_word2vec", spy)
+    monkeypatch.setattr(prepare, "train_word2vec", spy)
     config = load_config(config_path, ["training.epochs=1"])
     pipeline.train(config, tmp_path / "model")
-    splits = pipeline.load_splits(config.data, config.seed)
+    splits = prepare.load_splits(config.data, config.seed)
     from sentiment.tokenizer import TokenizerSettings, tokenize_many
 
     train_tokens = tokenize_many(splits.train.texts, TokenizerSettings.from_config(config.text))

@@ -124,7 +124,10 @@ class Word2VecConfig(_Section):
         0, ge=0, description="Worker threads; 0 uses every core. 1 gives bit-identical vectors."
     )
     seed: int | None = Field(None, description="Word2Vec seed (default: the top-level seed).")
-    cache: bool = Field(True, description="Reuse vectors trained on the same text with the same settings.")
+    cache: bool = Field(
+        True,
+        description="Reuse the vectors and token ids computed from the same data with the same settings.",
+    )
 
 
 class FeaturesConfig(_Section):

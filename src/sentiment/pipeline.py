@@ -9,13 +9,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,18 +32,16 @@ from sentiment.checkpoint import (
     save_checkpoint,
 )
 from sentiment.config import CONFIG_VERSION, Config, config_from_dict, read_yaml
-from sentiment.dataset import LabelledData, Splits, labelled_from_frame, load_splits, read_table
+from sentiment.dataset import labelled_from_frame, read_table
 from sentiment.errors import CheckpointError, ConfigError, ModelDirError, TrainingInterrupted
 from sentiment.modeldir import FORMAT, FORMAT_VERSION, commit_dir, new_staging_dir, save_tensors, write_json
-from sentiment.ngrams import add_ngrams, frequent_ngrams, ngram_vectors
 from sentiment.paths import remember_last_model
-from sentiment.phrases import apply_phrases, learn_phrases
-from sentiment.pooling import TokenBags, encode, idf_weights, output_dim, pool, sif_weights
+from sentiment.pooling import TokenBags, idf_weights, output_dim, pool, sif_weights
+from sentiment.prepare import TEST_ROWS, Prepared, prepare
 from sentiment.progress import Reporter
-from sentiment.tokenizer import TokenizerSettings, tokenize, tokenize_many
-from sentiment.word2vec import WordVectors, train_word2vec
+from sentiment.word2vec import WordVectors
 
-TEST_FILE = "test.jsonl.gz"
+TEST_FILE = TEST_ROWS
 
 
 @dataclass
@@ -67,57 +63,6 @@ def check_compatible(config: Config) -> None:
         )
     if config.eval.tune_threshold and config.data.val_size == 0:
         raise ConfigError("eval.tune_threshold needs a validation split: set data.val_size > 0")
-
-
-def _corpus(
-    train_tokens: list[list[str]], unlabeled: list[str], settings: TokenizerSettings, phrases: frozenset
-):
-    """Word2Vec's text: training tokens, then the unlabelled texts tokenised on the fly (never held twice)."""
-
-    def gen() -> Iterator[list[str]]:
-        yield from train_tokens
-        for text in unlabeled:
-            tokens = tokenize(text, settings)
-            yield apply_phrases(tokens, phrases) if phrases else tokens
-
-    return gen()
-
-
-def _with_ngrams(wv: WordVectors, train_tokens: list[list[str]], config: Config) -> WordVectors:
-    """Word vectors plus the frequent training n-grams, each starting as the mean of its words' vectors."""
-    text = config.text
-    index = wv.index()
-    kept = frequent_ngrams(train_tokens, text.ngrams, text.ngram_min_count, text.ngram_max, index)
-    grams = [g for g, _ in kept]
-    return WordVectors(
-        wv.words + grams,
-        np.concatenate([wv.vectors, ngram_vectors(grams, index, wv.vectors)]),
-        np.concatenate([wv.counts, np.array([c for _, c in kept], dtype=wv.counts.dtype)]),
-    )
-
-
-def _tokenize_splits(
-    splits: Splits, settings: TokenizerSettings, reporter: Reporter
-) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
-    """Tokens of the train / validation / test texts, with a progress bar on a terminal."""
-    parts = [splits.train.texts, splits.val.texts if splits.val else [], splits.test.texts]
-    total = sum(map(len, parts))
-    start = time.perf_counter()
-    if not reporter.live:  # one call per split: whatever tokenize_many does to be fast, it sees whole splits
-        out = [tokenize_many(texts, settings) for texts in parts]
-    else:
-        chunk = max(2_000, total // 50)
-        out = [[] for _ in parts]
-        with reporter.bar("Tokenising", total) as update:
-            done = 0
-            for texts, tokens in zip(parts, out, strict=True):
-                for i in range(0, len(texts), chunk):
-                    tokens.extend(tokenize_many(texts[i : i + chunk], settings))
-                    done += len(texts[i : i + chunk])
-                    update(done)
-    n_tokens = sum(len(t) for toks in out for t in toks)
-    reporter.log(f"tokenise: {total:,} texts, {n_tokens:,} tokens ({time.perf_counter() - start:.1f} s)")
-    return out[0], out[1], out[2]
 
 
 def _training_summary(fitted: Any, monitor: str, seconds: float) -> str:
@@ -182,78 +127,12 @@ def train(
         device = resolve_device(config.device)
     reporter.log(f"device: {describe_device(device)}")
 
-    downloading = not config.data.path and bool(config.data.kaggle_handle)
-    if downloading:
-        handle = config.data.kaggle_handle
-        reporter.log(f"data: Kaggle dataset {handle} (kagglehub, cached after the first download)")
-    with reporter.stage("data"), reporter.download_progress() if downloading else contextlib.nullcontext():
-        splits = load_splits(config.data, config.seed)
-    n_val = len(splits.val.labels) if splits.val else 0
-    reporter.log(
-        f"data: {len(splits.train.labels)} train / {n_val} validation / {len(splits.test.labels)} test rows"
-        f" from {splits.source}" + (f"; {len(splits.unlabeled)} unlabelled texts" if splits.unlabeled else "")
-    )
-
-    settings = TokenizerSettings.from_config(config.text)
-    with reporter.stage("tokenise"):
-        train_tok, val_tok, test_tok = _tokenize_splits(splits, settings, reporter)
-
-    phrases: frozenset[str] = frozenset()
-    if config.text.phrases:
-        with reporter.stage("phrases"):
-            phrases = frozenset(
-                learn_phrases(
-                    _corpus(train_tok, splits.unlabeled, settings, frozenset()),
-                    config.text.phrases_min_count,
-                    config.text.phrases_threshold,
-                )
-            )
-            train_tok, val_tok, test_tok = (
-                [apply_phrases(t, phrases) for t in toks] for toks in (train_tok, val_tok, test_tok)
-            )
-        reporter.log(f"phrases: {len(phrases)} learnt")
-
-    w2v = config.word2vec
-    with reporter.stage("word2vec"), reporter.bar("Word2Vec epochs", w2v.epochs) as update:
-        w2v_start = time.perf_counter()
-
-        def on_w2v_epoch(done: int, total: int) -> None:
-            update(done)
-            reporter.step(f"word2vec epoch {done:>3}/{total}  ({time.perf_counter() - w2v_start:.1f} s)")
-
-        # Only training (+ unlabelled) text reaches Word2Vec: validation and test text never do.
-        wv, cache_hit = train_word2vec(
-            _corpus(train_tok, splits.unlabeled, settings, phrases),
-            w2v,
-            config.seed,
-            on_epoch=on_w2v_epoch,
-        )
-    reporter.log(
-        f"word2vec: {len(wv.words)} words x {wv.vectors.shape[1]} dims"
-        + (
-            " (reused from cache)"
-            if cache_hit
-            else f" ({'skip-gram' if w2v.sg else 'CBOW'}, {w2v.epochs} epochs)"
-        )
-    )
-
-    n_gram = config.text.ngrams
-    if n_gram > 1:
-        with reporter.stage("n-grams"):
-            wv = _with_ngrams(wv, train_tok, config)
-        reporter.log(f"n-grams: vocabulary now {len(wv.words)} tokens (words + 2..{n_gram}-grams)")
-
+    prepared = prepare(config, reporter)
+    wv = prepared.wv
+    train_bags, val_bags, test_bags = (prepared.bags[name] for name in ("train", "val", "test"))
+    y_train, y_val, y_test = (prepared.labels[name] for name in ("train", "val", "test"))
     with reporter.stage("features"):
-        index = wv.index()
-
-        def bags(toks: list[list[str]]) -> TokenBags:
-            # n-grams are added one split at a time: the longer token lists are never all held at once
-            return encode([add_ngrams(t, n_gram) for t in toks] if n_gram > 1 else toks, index)
-
-        train_bags, test_bags = bags(train_tok), bags(test_tok)
-        val_bags = bags(val_tok) if splits.val else None
         weights = _word_weights(config, wv, train_bags)
-        del train_tok, val_tok, test_tok
 
     from sentiment.loaders import BagBatches, TensorBatches, make_loader
     from sentiment.model import BagClassifier, SimpleMLP
@@ -267,8 +146,8 @@ def train(
         if config.model.fine_tune_embeddings:
             model = BagClassifier(wv.vectors.copy(), mlp, weights, config.model.embedding_dropout)
             datasets = [
-                BagBatches(b, s.labels) if b is not None else None
-                for b, s in ((train_bags, splits.train), (val_bags, splits.val), (test_bags, splits.test))
+                BagBatches(b, y) if b is not None else None
+                for b, y in ((train_bags, y_train), (val_bags, y_val), (test_bags, y_test))
             ]
             param_groups = [
                 {
@@ -295,19 +174,17 @@ def train(
             datasets = [
                 TensorBatches(
                     torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)),
-                    torch.as_tensor(s.labels, dtype=torch.float32),
+                    torch.as_tensor(y, dtype=torch.float32),
                 )
                 if f is not None
                 else None
-                for f, s in zip(feats, (splits.train, splits.val, splits.test), strict=True)
+                for f, y in zip(feats, (y_train, y_val, y_test), strict=True)
             ]
             param_groups = None
     train_ds, val_ds, test_ds = datasets
     # What a resumed run must see again: the same word vectors and the same training and validation bags.
-    val_arrays = (val_bags.ids, val_bags.offsets, splits.val.labels) if val_bags is not None else ()
-    data_print = fingerprint(
-        wv.vectors, weights, train_bags.ids, train_bags.offsets, splits.train.labels, *val_arrays
-    )
+    val_arrays = (val_bags.ids, val_bags.offsets, y_val) if val_bags is not None else ()
+    data_print = fingerprint(wv.vectors, weights, train_bags.ids, train_bags.offsets, y_train, *val_arrays)
     if checkpoint is not None and checkpoint.fingerprint != data_print:
         raise CheckpointError(
             f"{ckpt_dir}: the training data or word vectors differ from the interrupted run (a changed data "
@@ -388,11 +265,11 @@ def train(
             "config_version": CONFIG_VERSION,
             "sentiment_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "labels": {"negative": splits.negative_label, "positive": splits.positive_label},
+            "labels": {"negative": prepared.negative_label, "positive": prepared.positive_label},
             "threshold": threshold,
-            "tokenizer": asdict(settings),
-            "phrases": sorted(phrases),
-            "ngrams": n_gram,
+            "tokenizer": asdict(prepared.tokenizer),
+            "phrases": prepared.phrases,
+            "ngrams": config.text.ngrams,
             "pooling": config.features.pooling,
             "activation": config.model.activation,
             "input_dim": input_dim,
@@ -402,25 +279,26 @@ def train(
             "device": str(device),
             "best_epoch": fitted.best_epoch,
             "stopped_early": fitted.stopped_early,
-            "word2vec_cache_hit": cache_hit,
+            "word2vec_cache_hit": prepared.word2vec_cache_hit,
+            "prepared_cache_hit": prepared.cache_hit,
             "data": {
-                "source": splits.source,
-                "test_source": splits.test_source,
-                "rows": {
-                    "train": len(splits.train.labels),
-                    "validation": n_val,
-                    "test": len(splits.test.labels),
-                    "unlabeled": len(splits.unlabeled),
-                },
+                "source": prepared.source,
+                "test_source": prepared.test_source,
+                "rows": prepared.rows,
             },
         }
         all_metrics = {"test": metrics, "validation": val_metrics, "threshold": threshold}
         model_dir = save_model_dir(
-            target, config, meta, wv.words, tensors, all_metrics, fitted.history_rows(), splits, test_probs
+            target, config, meta, wv.words, tensors, all_metrics, fitted.history_rows(), prepared, test_probs
         )
         remove_checkpoint(ckpt_dir)  # the run is complete: nothing left to resume
     return TrainOutput(
-        model_dir, metrics, val_metrics, fitted.history_rows(), dict(reporter.timings), cache_hit
+        model_dir,
+        metrics,
+        val_metrics,
+        fitted.history_rows(),
+        dict(reporter.timings),
+        prepared.word2vec_cache_hit,
     )
 
 
@@ -439,14 +317,6 @@ def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Pa
     return f"training interrupted by {name} {where}; {best}state saved in {ckpt_dir}; {kept}"
 
 
-def _write_test_rows(path: Path, test: LabelledData, splits: Splits) -> None:
-    # JSON lines: any text (newlines, quotes, megabytes) round-trips exactly.
-    names = (splits.negative_label, splits.positive_label)
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
-        for text, y in zip(test.texts, test.labels, strict=True):
-            fh.write(json.dumps({"text": text, "label": names[int(y)]}, ensure_ascii=False) + "\n")
-
-
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         fields = list(history[0]) if history else ["epoch"]
@@ -463,7 +333,7 @@ def save_model_dir(
     tensors: dict[str, np.ndarray],
     metrics: dict[str, Any],
     history: list[dict[str, Any]],
-    splits: Splits,
+    prepared: Prepared,
     test_probs: np.ndarray,
 ) -> Path:
     """Write every file under a temporary name, then move the directory into place in one step."""
@@ -475,17 +345,17 @@ def save_model_dir(
         save_tensors(staging / "model.safetensors", tensors, metadata={"format": FORMAT})
         write_json(staging / "metrics.json", metrics)
         _write_history(staging / "history.csv", history)
-        _write_test_rows(staging / TEST_FILE, splits.test, splits)
+        prepared.write_test_rows(staging / TEST_FILE)
         from sentiment.plots import write_plots
 
         write_plots(
             staging,
             history,
-            splits.test.labels,
+            prepared.labels["test"],
             test_probs,
             metrics["test"],
             best_epoch=meta.get("best_epoch"),
-            labels=(splits.negative_label, splits.positive_label),
+            labels=(prepared.negative_label, prepared.positive_label),
         )
         commit_dir(staging, target)
     except BaseException:
