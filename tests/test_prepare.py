@@ -1,5 +1,5 @@
-"""The prepared-data cache: a re-run that changes only model or training settings skips reading, tokenising and
-encoding, and gets exactly the arrays a fresh preparation would give."""
+"""The prepared-data cache: a re-run that changes only model or training settings skips reading, tokenising
+and encoding, and gets exactly the arrays a fresh preparation would give."""
 
 from __future__ import annotations
 
