@@ -151,6 +151,28 @@ def test_predict_csv_in_csv_out(cli, trained_model: Path, tmp_path: Path) -> Non
     assert all(0 <= float(r["probability"]) <= 1 for r in rows)
 
 
+def test_predict_text_file_to_csv_round_trips_every_text(cli, trained_model: Path, tmp_path: Path) -> None:
+    texts = [
+        'a "great", gripping film',
+        "awful, boring; the worst",
+        "tab\there and a trailing quote\"",
+        "ünïcödé wonderful 🎬",
+        "plain wonderful film",
+    ]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    target = tmp_path / "predictions.csv"
+    result = cli(["predict", "--model", trained_model, "--file", source, "--output", target])
+    assert result.exit_code == 0, result.stderr
+    with target.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["text"] for r in rows] == texts
+    expected = cli(["predict", "--model", trained_model, "--json", *texts])
+    for row, want in zip(rows, map(json.loads, expected.stdout.splitlines()), strict=True):
+        assert row["label"] == want["label"] and float(row["probability"]) == want["probability"]
+        assert row["no_known_words"] == str(want["no_known_words"])
+
+
 def test_config_show_fills_defaults_and_applies_set(cli, tiny_config: Path) -> None:
     result = cli(["config", "show", tiny_config, "--set", "training.epochs=3", "--set", "model.dropout=0.5"])
     assert result.exit_code == 0, result.stderr

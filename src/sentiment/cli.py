@@ -255,8 +255,8 @@ def predict(
             )
         if any(not t.strip() for t in inputs):
             raise SentimentError("an empty text cannot be classified")
-    # Undecodable argv bytes arrive as lone surrogates, which a UTF-8 stdout cannot print: make them U+FFFD.
-    inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
+        # Undecodable argv bytes arrive as lone surrogates, which UTF-8 output cannot hold: make them U+FFFD.
+        inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
     predictions = predictor.predict(inputs, workers=0)  # large inputs use every core
     if output is not None:
         from sentiment.report import write_predictions_csv
