@@ -290,7 +290,8 @@ def bench_e2e(args: argparse.Namespace, work: Path) -> Path:
         "e2e re-run, only training.lr changed",
         rerun["wall"],
         "s",
-        note=f"word2vec cache hit={meta.get('word2vec_cache_hit')}, cpu {rerun['cpu']:.1f} s",
+        note=f"word2vec cache hit={meta.get('word2vec_cache_hit')}, prepared-data cache hit="
+        f"{meta.get('prepared_cache_hit')}, cpu {rerun['cpu']:.1f} s",
     )
     if stages:
         print("    stages: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))

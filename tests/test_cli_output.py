@@ -155,7 +155,7 @@ def test_predict_text_file_to_csv_round_trips_every_text(cli, trained_model: Pat
     texts = [
         'a "great", gripping film',
         "awful, boring; the worst",
-        "tab\there and a trailing quote\"",
+        'tab\there and a trailing quote"',
         "ünïcödé wonderful 🎬",
         "plain wonderful film",
     ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import TINY_CONFIG, write_reviews
@@ -44,3 +45,59 @@ def test_test_text_never_reaches_word2vec(tmp_path: Path, monkeypatch: pytest.Mo
 
     train_tokens = tokenize_many(splits.train.texts, TokenizerSettings.from_config(config.text))
     assert seen == [t for t in train_tokens if t]  # exactly the training texts, no validation or test text
+
+
+def _zipf_corpus(n_texts: int = 300, seed: int = 0) -> list[list[str]]:
+    """Texts whose word counts spread from one to thousands, so down-sampling and min_count both bite."""
+    import random
+
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(400)]
+    weights = [1 / (i + 1) for i in range(len(words))]
+    return [rng.choices(words, weights, k=rng.randint(3, 30)) for _ in range(n_texts)]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"sg": 0, "negative": 5, "sample": 1e-3, "min_count": 1},
+        {"sg": 1, "negative": 3, "sample": 1e-2, "min_count": 3},
+        {"sg": 0, "negative": 0, "sample": 0.0, "min_count": 2},  # hierarchical softmax, no down-sampling
+        {"sg": 1, "negative": 5, "sample": 5.0, "min_count": 1},  # sample >= 1: an absolute count
+    ],
+)
+def test_fast_vocabulary_equals_gensims_own(tmp_path: Path, settings: dict) -> None:
+    """build_vocab replaces gensim's per-word Python loops: the model must come out exactly the same."""
+    from gensim.models import Word2Vec
+
+    from sentiment.word2vec import build_vocab, write_corpus
+
+    corpus = write_corpus(iter(_zipf_corpus()), tmp_path / "corpus.txt")
+    common = {"vector_size": 8, "window": 3, "workers": 1, "seed": 3, "epochs": 2, **settings}
+    common["hs"] = int(settings["negative"] == 0)
+    ours = Word2Vec(**common)
+    build_vocab(ours, corpus)
+    theirs = Word2Vec(**common)
+    theirs.build_vocab(corpus_file=str(corpus.path))
+    assert ours.wv.index_to_key == theirs.wv.index_to_key
+    assert ours.wv.key_to_index == theirs.wv.key_to_index
+    assert ours.wv.expandos.keys() == theirs.wv.expandos.keys()
+    for name in theirs.wv.expandos:
+        assert ours.wv.expandos[name].dtype == theirs.wv.expandos[name].dtype, name
+        a, b = ours.wv.expandos[name], theirs.wv.expandos[name]
+        if a.dtype == object:  # Huffman codes and points: one array per word
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)), name
+        else:
+            assert np.array_equal(a, b), name
+    assert (ours.corpus_count, ours.corpus_total_words) == (theirs.corpus_count, theirs.corpus_total_words)
+    if settings["negative"]:
+        assert np.array_equal(ours.cum_table, theirs.cum_table)
+    assert np.array_equal(ours.wv.vectors, theirs.wv.vectors)  # the same seeded initial vectors
+    for model in (ours, theirs):
+        model.train(
+            corpus_file=str(corpus.path),
+            total_examples=model.corpus_count,
+            total_words=model.corpus_total_words,
+            epochs=model.epochs,
+        )
+    assert np.array_equal(ours.wv.vectors, theirs.wv.vectors)  # one worker: bit-identical training
