@@ -40,7 +40,8 @@ def test_train_off_a_terminal_prints_plain_lines(cli, tiny_config: Path, tmp_pat
     _assert_plain(result.stdout.replace("━", ""))  # the metric tables' header rules are not bars
     for line in (
         "device: cpu",
-        "tokenise: 400 texts",
+        "tokenise: 240 training texts",
+        "encode: 160 validation and test texts",
         "word2vec epoch   2/2",
         "epoch   3/3  loss",
         "training: 3 epochs",

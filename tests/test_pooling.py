@@ -51,3 +51,15 @@ def test_idf_is_scikit_learns_smoothed_idf() -> None:
     idf = idf_weights(encode(docs, INDEX), 4)
     vec = TfidfVectorizer(analyzer=lambda d: d, vocabulary=INDEX).fit(docs)
     np.testing.assert_allclose(idf, vec.idf_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 100])
+def test_encode_texts_in_chunks_equals_encoding_all_at_once(chunk: int) -> None:
+    from sentiment.pooling import encode, encode_texts
+
+    texts = ["good film", "", "bad bad plot", "unknown", "a good plot", "film film film", "", "good"]
+    index = {"good": 0, "bad": 1, "film": 2, "plot": 3}
+    whole = encode([t.split() for t in texts], index)
+    chunked = encode_texts(texts, str.split, index, chunk=chunk)
+    assert np.array_equal(chunked.ids, whole.ids) and np.array_equal(chunked.offsets, whole.offsets)
+    assert len(encode_texts([], str.split, index)) == 0

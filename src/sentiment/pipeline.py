@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import json
 import shutil
@@ -127,7 +128,7 @@ def train(
         device = resolve_device(config.device)
     reporter.log(f"device: {describe_device(device)}")
 
-    prepared = prepare(config, reporter)
+    prepared = prepare(config, reporter, background=True)
     wv = prepared.wv
     train_bags, val_bags, test_bags = (prepared.bags[name] for name in ("train", "val", "test"))
     y_train, y_val, y_test = (prepared.labels[name] for name in ("train", "val", "test"))
@@ -184,8 +185,11 @@ def train(
     train_ds, val_ds, test_ds = datasets
     # What a resumed run must see again: the same word vectors and the same training and validation bags.
     val_arrays = (val_bags.ids, val_bags.offsets, y_val) if val_bags is not None else ()
-    data_print = fingerprint(wv.vectors, weights, train_bags.ids, train_bags.offsets, y_train, *val_arrays)
-    if checkpoint is not None and checkpoint.fingerprint != data_print:
+    # Hashing ~100 MB of arrays costs a noticeable part of a short run: only when a checkpoint needs it.
+    data_print = functools.cache(
+        lambda: fingerprint(wv.vectors, weights, train_bags.ids, train_bags.offsets, y_train, *val_arrays)
+    )
+    if checkpoint is not None and checkpoint.fingerprint != data_print():
         raise CheckpointError(
             f"{ckpt_dir}: the training data or word vectors differ from the interrupted run (a changed data "
             "file, or Word2Vec retrained with word2vec.workers != 1); run without --resume to start over"
@@ -225,7 +229,7 @@ def train(
                 on_batch=progress.on_batch,
                 resume=checkpoint.fit if checkpoint is not None else None,
                 should_stop=stop,
-                on_checkpoint=lambda st: save_checkpoint(ckpt_dir, config.to_dict(), data_print, st),
+                on_checkpoint=lambda st: save_checkpoint(ckpt_dir, config.to_dict(), data_print(), st),
             )
     except FitStopped as exc:
         raise TrainingInterrupted(

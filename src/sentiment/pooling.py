@@ -4,7 +4,7 @@ per token. NumPy only, shared by training and prediction so both compute feature
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain, pairwise, repeat
 
@@ -50,6 +50,18 @@ def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> Token
     offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return TokenBags(ids[known], offsets)
+
+
+def encode_texts(
+    texts: Sequence[str], tokens_of: Callable[[str], list[str]], index: dict[str, int], chunk: int = 4096
+) -> TokenBags:
+    """Tokenise (``tokens_of``) and encode texts a chunk at a time: one chunk's tokens are held at most."""
+    parts = [encode([tokens_of(t) for t in texts[i : i + chunk]], index) for i in range(0, len(texts), chunk)]
+    if not parts:
+        return TokenBags(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    shifts = np.cumsum([0] + [len(p.ids) for p in parts[:-1]])
+    offsets = [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
+    return TokenBags(np.concatenate([p.ids for p in parts]), np.concatenate(offsets))
 
 
 def idf_weights(bags: TokenBags, vocab_size: int) -> np.ndarray:

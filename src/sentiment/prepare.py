@@ -10,6 +10,7 @@ then loads a few arrays instead of reading, tokenising and encoding every text a
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import json
@@ -17,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -26,11 +28,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sentiment.dataset import Splits, load_splits, resolve_data_path
+from sentiment.dataset import load_splits, resolve_data_path
 from sentiment.ngrams import add_ngrams, frequent_ngrams, ngram_vectors
 from sentiment.paths import home_dir
 from sentiment.phrases import apply_phrases, learn_phrases
-from sentiment.pooling import TokenBags, encode
+from sentiment.pooling import TokenBags, encode, encode_texts
 from sentiment.progress import Reporter
 from sentiment.tokenizer import TokenizerSettings, tokenize, tokenize_many
 from sentiment.word2vec import WordVectors, load_cached_vectors, train_word2vec, word2vec_settings
@@ -60,13 +62,24 @@ class Prepared:
     test_source: str
     rows: dict[str, int]  # train, validation, test, unlabeled
     word2vec_cache_hit: bool
+    word2vec_words: int = 0  # wv.words[:word2vec_words] are Word2Vec's; the rest are n-grams
     cache_hit: bool = False
     test_texts: list[str] | None = None  # None when loaded from the cache: the rows are in test_rows_file
     test_rows_file: Path | None = None
     warnings: list[str] = field(default_factory=list)  # the data loader's, repeated on a cache hit
 
+    _storing: threading.Thread | None = field(default=None, repr=False)
+
+    def wait_stored(self) -> None:
+        """Wait for a cache entry being written in the background (``prepare(..., background=True)``)."""
+        if self._storing is not None:
+            self._storing.join()
+            atexit.unregister(self._storing.join)
+            self._storing = None
+
     def write_test_rows(self, path: Path) -> None:
         """The test split as JSON lines (text, label), for ``sentiment eval`` of the saved model."""
+        self.wait_stored()
         if self.test_rows_file is not None and self.test_rows_file.exists():
             shutil.copyfile(self.test_rows_file, path)
             return
@@ -137,9 +150,13 @@ def cache_key(config: Config, data_path: Path) -> str | None:
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def prepare(config: Config, reporter: Reporter | None = None) -> Prepared:
+def prepare(config: Config, reporter: Reporter | None = None, *, background: bool = False) -> Prepared:
     """The prepared splits of ``config``'s data: from the cache when every input is unchanged, else computed
-    (and cached, unless ``word2vec.cache`` is false)."""
+    (and cached, unless ``word2vec.cache`` is false).
+
+    ``background=True`` writes the new cache entry on a thread (mostly gzip and file writes, which release the
+    GIL) while the caller goes on to train; ``Prepared.wait_stored`` joins it, and so does the exit.
+    """
     reporter = reporter or Reporter(quiet=True)
     downloading = not config.data.path and bool(config.data.kaggle_handle)
     if downloading:
@@ -159,7 +176,17 @@ def prepare(config: Config, reporter: Reporter | None = None) -> Prepared:
             return cached
     prepared = _compute(config, reporter, downloading and key is None)
     if key is not None:
-        prepared.test_rows_file = _store(prepared, cache_dir() / key)
+        target = cache_dir() / key
+
+        def store() -> None:
+            prepared.test_rows_file = _store(prepared, target)
+
+        if background:
+            prepared._storing = threading.Thread(target=store, name="sentiment-prepared-cache")
+            prepared._storing.start()
+            atexit.register(prepared._storing.join)  # an entry is never left half-written by the exit
+        else:
+            store()
     return prepared
 
 
@@ -220,7 +247,7 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
     _log_data(reporter, result)
 
     with reporter.stage("tokenise"):
-        train_tok, val_tok, test_tok = _tokenize_splits(splits, settings, reporter)
+        train_tok = _tokenize_train(splits.train.texts, settings, reporter)
 
     phrases: frozenset[str] = frozenset()
     if config.text.phrases:
@@ -232,9 +259,7 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
                     config.text.phrases_threshold,
                 )
             )
-            train_tok, val_tok, test_tok = (
-                [apply_phrases(t, phrases) for t in toks] for toks in (train_tok, val_tok, test_tok)
-            )
+            train_tok = [apply_phrases(t, phrases) for t in train_tok]
         reporter.log(f"phrases: {len(phrases)} learnt")
     result.phrases = sorted(phrases)
 
@@ -256,8 +281,7 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
         + (kind if result.word2vec_cache_hit else f"{kind}{w2v.epochs} epochs")
         + ")"
     )
-    del splits
-
+    result.word2vec_words = len(wv.words)
     n_gram = config.text.ngrams
     if n_gram > 1:
         with reporter.stage("n-grams"):
@@ -267,12 +291,24 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
 
     with reporter.stage("features"):
         index = wv.index()
-        for name, toks in zip(_SPLITS, (train_tok, val_tok, test_tok), strict=True):
-            if name == "val" and result.labels["val"] is None:
-                result.bags[name] = None
-                continue
-            # n-grams are added one split at a time: the longer token lists are never all held at once
-            result.bags[name] = encode([add_ngrams(t, n_gram) for t in toks] if n_gram > 1 else toks, index)
+        # n-grams are added one split at a time: the longer token lists are never all held at once
+        result.bags["train"] = encode(
+            [add_ngrams(t, n_gram) for t in train_tok] if n_gram > 1 else train_tok, index
+        )
+        del train_tok
+
+        def tokens_of(text: str) -> list[str]:
+            tokens = tokenize(text, settings)
+            tokens = apply_phrases(tokens, phrases) if phrases else tokens
+            return add_ngrams(tokens, n_gram) if n_gram > 1 else tokens
+
+        # Validation and test texts are tokenised only now, a chunk at a time, straight into ids: nothing
+        # learns from them, so their tokens need neither interning nor keeping.
+        start = time.perf_counter()
+        result.bags["val"] = encode_texts(splits.val.texts, tokens_of, index) if splits.val else None
+        result.bags["test"] = encode_texts(splits.test.texts, tokens_of, index)
+        n_other = len(result.bags["test"]) + (len(splits.val.texts) if splits.val else 0)
+    reporter.log(f"encode: {n_other:,} validation and test texts ({time.perf_counter() - start:.1f} s)")
     return result
 
 
@@ -300,38 +336,29 @@ def _with_ngrams(wv: WordVectors, train_tokens: list[list[str]], config: Config)
     )
 
 
-def _tokenize_splits(
-    splits: Splits, settings: TokenizerSettings, reporter: Reporter
-) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
-    """Tokens of the train / validation / test texts, with a progress bar on a terminal."""
-    parts = [splits.train.texts, splits.val.texts if splits.val else [], splits.test.texts]
-    total = sum(map(len, parts))
+def _tokenize_train(texts: list[str], settings: TokenizerSettings, reporter: Reporter) -> list[list[str]]:
+    """Tokens of the training texts, with a progress bar on a terminal."""
     start = time.perf_counter()
-    if not reporter.live:  # one call per split: whatever tokenize_many does to be fast, it sees whole splits
-        out = [tokenize_many(texts, settings) for texts in parts]
+    if not reporter.live:  # one call: whatever tokenize_many does to be fast, it sees the whole split
+        out = tokenize_many(texts, settings)
     else:
-        chunk = max(2_000, total // 50)
-        out = [[] for _ in parts]
-        with reporter.bar("Tokenising", total) as update:
-            done = 0
-            for texts, tokens in zip(parts, out, strict=True):
-                for i in range(0, len(texts), chunk):
-                    tokens.extend(tokenize_many(texts[i : i + chunk], settings))
-                    done += len(texts[i : i + chunk])
-                    update(done)
-    n_tokens = sum(len(t) for toks in out for t in toks)
-    reporter.log(f"tokenise: {total:,} texts, {n_tokens:,} tokens ({time.perf_counter() - start:.1f} s)")
-    return out[0], out[1], out[2]
+        chunk = max(2_000, len(texts) // 50)
+        out = []
+        with reporter.bar("Tokenising", len(texts)) as update:
+            for i in range(0, len(texts), chunk):
+                out.extend(tokenize_many(texts[i : i + chunk], settings))
+                update(len(out))
+    n_tokens = sum(map(len, out))
+    seconds = time.perf_counter() - start
+    reporter.log(f"tokenise: {len(texts):,} training texts, {n_tokens:,} tokens ({seconds:.1f} s)")
+    return out
 
 
 def _store(p: Prepared, target: Path) -> Path | None:
     """Write the entry under a temporary name, then rename it into place; returns its test-rows file."""
     if p.wv.cache_key is None:  # the vectors are not in the Word2Vec cache: there is nothing to refer to
         return None
-    base = load_cached_vectors(p.wv.cache_key)
-    if base is None:
-        return None
-    n_base = len(base.words)
+    n_base = p.word2vec_words
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -364,7 +391,7 @@ def _store(p: Prepared, target: Path) -> Path | None:
             tmp / TEST_ROWS, p.test_texts or [], p.labels["test"], (p.negative_label, p.positive_label)
         )
         os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
-    except OSError as exc:
+    except Exception as exc:  # a cache is an optimisation: never let it fail the run
         shutil.rmtree(tmp, ignore_errors=True)
         log.warning("could not write the prepared-data cache at %s: %s", target, exc)
         return None
@@ -423,6 +450,7 @@ def _load(directory: Path) -> Prepared | None:
             test_source=meta["test_source"],
             rows=meta["rows"],
             word2vec_cache_hit=True,
+            word2vec_words=len(base.words),
             cache_hit=True,
             test_rows_file=directory / TEST_ROWS,
             warnings=meta["warnings"],
