@@ -41,7 +41,7 @@ def test_train_off_a_terminal_prints_plain_lines(cli, tiny_config: Path, tmp_pat
     for line in (
         "device: cpu",
         "tokenise: 240 training texts",
-        "encode: 160 validation and test texts",
+        "encode: 400 texts into token ids",
         "word2vec epoch   2/2",
         "epoch   3/3  loss",
         "training: 3 epochs",

@@ -106,3 +106,22 @@ def test_dropped_row_warnings_repeat_on_a_hit(tmp_path: Path, caplog: pytest.Log
     caplog.clear()
     assert prepare(config).cache_hit
     assert "dropped 1 row" in caplog.text
+
+
+@pytest.mark.parametrize("change", [[], ["text.ngrams=2", "text.ngram_min_count=2"]])
+def test_parallel_encoding_equals_serial(
+    tiny_config: Path, monkeypatch: pytest.MonkeyPatch, change: list[str]
+) -> None:
+    """Large splits are encoded in forked processes; the ids must be exactly those of one process."""
+    import sentiment.prepare as prepare_module
+
+    config = load_config(tiny_config, [*change, "word2vec.cache=false"])
+    serial = prepare(config)
+    forks = []
+    real = prepare_module.fork_map
+    monkeypatch.setattr(prepare_module, "fork_map", lambda tasks: forks.append(len(tasks)) or real(tasks))
+    monkeypatch.setattr(prepare_module, "PARALLEL_MIN_TEXTS", 10)
+    monkeypatch.setattr(prepare_module, "cpu_count", lambda: 2)
+    parallel = prepare(config)
+    assert forks == [12]  # train, validation and test, four slices each
+    _same(serial, parallel)

@@ -519,11 +519,15 @@ def test_parallel_batch_prediction_equals_serial(
     import sentiment.predictor as predictor_module
 
     monkeypatch.setattr(predictor_module, "PARALLEL_MIN_TEXTS", 10)
+    calls = []
+    real_fork_map = predictor_module.fork_map
+    monkeypatch.setattr(predictor_module, "fork_map", lambda *a: calls.append(a) or real_fork_map(*a))
     predictor = predictor_module.Predictor.load(trained_model)
     texts = [
         f"the film was {w} and the plot {v}" for w in ("great", "awful", "zzz") for v in ("moving", "dull")
     ] * 7
     serial = predictor.predict_proba(texts, workers=1)
     parallel = predictor.predict_proba(texts, workers=2)
+    assert len(calls) == 1 and len(calls[0][0]) == 4  # two ranges per worker
     np.testing.assert_allclose(parallel[0], serial[0], rtol=0, atol=1e-12)
     assert np.array_equal(parallel[1], serial[1])

@@ -56,7 +56,13 @@ def encode_texts(
     texts: Sequence[str], tokens_of: Callable[[str], list[str]], index: dict[str, int], chunk: int = 4096
 ) -> TokenBags:
     """Tokenise (``tokens_of``) and encode texts a chunk at a time: one chunk's tokens are held at most."""
-    parts = [encode([tokens_of(t) for t in texts[i : i + chunk]], index) for i in range(0, len(texts), chunk)]
+    return concat_bags(
+        [encode([tokens_of(t) for t in texts[i : i + chunk]], index) for i in range(0, len(texts), chunk)]
+    )
+
+
+def concat_bags(parts: Sequence[TokenBags]) -> TokenBags:
+    """The bags of several parts, one after the other."""
     if not parts:
         return TokenBags(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
     shifts = np.cumsum([0] + [len(p.ids) for p in parts[:-1]])

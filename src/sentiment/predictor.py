@@ -6,6 +6,7 @@ and safetensors only. The forward pass mirrors ``sentiment.model`` (a test check
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from sentiment.errors import ModelDirError
 from sentiment.modeldir import check_model_dir, load_tensors, load_vocab
 from sentiment.ngrams import SEPARATOR as NGRAM_SEPARATOR
 from sentiment.ngrams import add_ngrams
+from sentiment.parallel import PARALLEL_MIN_TEXTS, can_fork, cpu_count, fork_map, split_ranges
 from sentiment.phrases import apply_phrases
 from sentiment.pooling import TokenBags, encode, pool
 from sentiment.tokenizer import TokenizerSettings, tokenize
@@ -151,9 +153,16 @@ class Predictor:
         ``workers`` > 1 (0: every core) spreads a large input over forked processes: tokenising is pure
         Python and holds the GIL, so threads would not help.
         """
-        workers = workers or _cpu_count()
-        if workers > 1 and len(texts) >= PARALLEL_MIN_TEXTS and _can_fork():
-            return self._predict_parallel(texts, batch_size, workers)
+        workers = workers or cpu_count()
+        if workers > 1 and len(texts) >= PARALLEL_MIN_TEXTS and can_fork():
+            ranges = split_ranges(len(texts), workers * 2)
+            parts = fork_map(
+                [functools.partial(self._predict, texts[a:b], batch_size) for a, b in ranges], workers
+            )
+            return np.concatenate([p for p, _ in parts]), np.concatenate([k for _, k in parts])
+        return self._predict(texts, batch_size)
+
+    def _predict(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         probs, known = [], []
         for start in range(0, len(texts), batch_size):
             bags = self.encode(texts[start : start + batch_size])
@@ -162,21 +171,6 @@ class Predictor:
         if not probs:
             return np.zeros(0), np.zeros(0, dtype=np.int64)
         return np.concatenate(probs), np.concatenate(known)
-
-    def _predict_parallel(
-        self, texts: Sequence[str], batch_size: int, workers: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        bounds = np.linspace(0, len(texts), workers * 2 + 1).astype(int).tolist()
-        # fork: the workers inherit the loaded model and the texts; only index ranges and results are pickled.
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_adopt, initargs=(self, texts)
-        ) as pool:
-            parts = list(pool.map(_predict_range, bounds[:-1], bounds[1:], [batch_size] * (len(bounds) - 1)))
-        return np.concatenate([p for p, _ in parts]), np.concatenate([k for _, k in parts])
 
     def _known_words(self, bags: TokenBags) -> np.ndarray:
         """Known words per text: the bag's ids below ``n_words`` (its n-gram tokens are not words)."""
@@ -191,30 +185,3 @@ class Predictor:
             Prediction(text, self.labels[int(p >= self.threshold)], float(p), int(k))
             for text, p, k in zip(texts, probs, known, strict=True)
         ]
-
-
-PARALLEL_MIN_TEXTS = 10_000  # below this, starting processes costs more than it saves
-
-# Set once in each forked worker process by _adopt (never in the parent): (predictor, texts).
-_WORKER_STATE: list[tuple[Predictor, Sequence[str]]] = []
-
-
-def _adopt(predictor: Predictor, texts: Sequence[str]) -> None:
-    _WORKER_STATE.append((predictor, texts))
-
-
-def _predict_range(start: int, end: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    predictor, texts = _WORKER_STATE[0]
-    return predictor.predict_proba(texts[start:end], batch_size, workers=1)
-
-
-def _cpu_count() -> int:
-    from sentiment.word2vec import cpu_count  # light: gensim is imported only when training
-
-    return cpu_count()
-
-
-def _can_fork() -> bool:
-    import multiprocessing
-
-    return "fork" in multiprocessing.get_all_start_methods()

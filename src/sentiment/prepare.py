@@ -11,6 +11,7 @@ then loads a few arrays instead of reading, tokenising and encoding every text a
 from __future__ import annotations
 
 import atexit
+import functools
 import gzip
 import hashlib
 import json
@@ -20,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,9 +31,10 @@ import numpy as np
 
 from sentiment.dataset import load_splits, resolve_data_path
 from sentiment.ngrams import add_ngrams, frequent_ngrams, ngram_vectors
+from sentiment.parallel import PARALLEL_MIN_TEXTS, cpu_count, fork_map, split_ranges
 from sentiment.paths import home_dir
 from sentiment.phrases import apply_phrases, learn_phrases
-from sentiment.pooling import TokenBags, encode, encode_texts
+from sentiment.pooling import TokenBags, concat_bags, encode, encode_texts
 from sentiment.progress import Reporter
 from sentiment.tokenizer import TokenizerSettings, tokenize, tokenize_many
 from sentiment.word2vec import WordVectors, load_cached_vectors, train_word2vec, word2vec_settings
@@ -290,25 +292,38 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
     result.wv = wv
 
     with reporter.stage("features"):
+        start = time.perf_counter()
         index = wv.index()
-        # n-grams are added one split at a time: the longer token lists are never all held at once
-        result.bags["train"] = encode(
-            [add_ngrams(t, n_gram) for t in train_tok] if n_gram > 1 else train_tok, index
-        )
-        del train_tok
 
         def tokens_of(text: str) -> list[str]:
             tokens = tokenize(text, settings)
             tokens = apply_phrases(tokens, phrases) if phrases else tokens
             return add_ngrams(tokens, n_gram) if n_gram > 1 else tokens
 
-        # Validation and test texts are tokenised only now, a chunk at a time, straight into ids: nothing
-        # learns from them, so their tokens need neither interning nor keeping.
-        start = time.perf_counter()
-        result.bags["val"] = encode_texts(splits.val.texts, tokens_of, index) if splits.val else None
-        result.bags["test"] = encode_texts(splits.test.texts, tokens_of, index)
-        n_other = len(result.bags["test"]) + (len(splits.val.texts) if splits.val else 0)
-    reporter.log(f"encode: {n_other:,} validation and test texts ({time.perf_counter() - start:.1f} s)")
+        def train_bags(lo: int, hi: int) -> TokenBags:
+            # n-grams are added a slice at a time: the longer token lists are never all held at once
+            toks = train_tok[lo:hi]
+            return encode([add_ngrams(t, n_gram) for t in toks] if n_gram > 1 else toks, index)
+
+        # Validation and test texts are tokenised only now, straight into ids: nothing learns from them, so
+        # their tokens need neither interning nor keeping. Large splits are spread over forked processes.
+        splits_texts = {"val": splits.val.texts if splits.val else None, "test": splits.test.texts}
+        total = len(train_tok) + sum(len(t) for t in splits_texts.values() if t is not None)
+        parts = cpu_count() * 2 if total >= PARALLEL_MIN_TEXTS else 1
+        tasks: list[tuple[str, Callable[[], TokenBags]]] = [
+            ("train", functools.partial(train_bags, lo, hi)) for lo, hi in split_ranges(len(train_tok), parts)
+        ]
+        for name, texts in splits_texts.items():
+            if texts is not None:
+                tasks += [
+                    (name, functools.partial(encode_texts, texts[lo:hi], tokens_of, index))
+                    for lo, hi in split_ranges(len(texts), parts)
+                ]
+        done = fork_map([task for _, task in tasks]) if parts > 1 else [task() for _, task in tasks]
+        for name in _SPLITS:
+            pieces = [bags for (owner, _), bags in zip(tasks, done, strict=True) if owner == name]
+            result.bags[name] = concat_bags(pieces) if name != "val" or splits.val else None
+    reporter.log(f"encode: {total:,} texts into token ids ({time.perf_counter() - start:.1f} s)")
     return result
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment.parallel import cpu_count
 from sentiment.paths import home_dir
 
 if TYPE_CHECKING:
@@ -40,13 +41,6 @@ class WordVectors:
 
     def index(self) -> dict[str, int]:
         return {w: i for i, w in enumerate(self.words)}
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def resolve_workers(config: Word2VecConfig) -> int:
