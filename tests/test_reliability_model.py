@@ -226,3 +226,9 @@ def test_predictor_load_never_unpickles(model: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelDirError, match="pickle"):
         Predictor.load(model)
     assert not sentinel.exists()
+
+
+def test_model_files_follow_the_umask(trained_model: Path) -> None:
+    """Every file of a model directory gets the same permissions (safetensors' own writer made 0600 files)."""
+    modes = {p.name: p.stat().st_mode & 0o777 for p in trained_model.iterdir()}
+    assert modes["model.safetensors"] == modes["config.yaml"], modes

@@ -333,6 +333,8 @@ def _exit_now(code: Any) -> NoReturn:
     elif not isinstance(code, int):
         sys.stderr.write(f"{code}\n")
         code = 1
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler or debugger writes its report after the program: let it
     atexit._run_exitfuncs()  # what a normal exit runs before its teardown
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BrokenPipeError, ValueError):  # a reader gone (| head), a closed stream

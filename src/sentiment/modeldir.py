@@ -101,9 +101,11 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def save_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=metadata)
+    # Bytes written by us, not safetensors.save_file, whose file is private (0600) whatever the umask says:
+    # a model directory should be as readable as the other files beside it.
+    path.write_bytes(save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata))
 
 
 def _read_json(path: Path) -> Any:
