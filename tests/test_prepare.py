@@ -109,38 +109,19 @@ def test_dropped_row_warnings_repeat_on_a_hit(tmp_path: Path, caplog: pytest.Log
 
 
 @pytest.mark.parametrize("change", [[], ["text.ngrams=2", "text.ngram_min_count=2"]])
-def test_encoding_during_word2vec_and_in_forked_workers_equals_serial(
+def test_parallel_encoding_equals_serial(
     tiny_config: Path, monkeypatch: pytest.MonkeyPatch, change: list[str]
 ) -> None:
-    """Token ids are worked out on a thread while Word2Vec trains, or after it (cached vectors) in forked
-    processes when the splits are large: both must give exactly the ids of a plain serial encoding."""
-    import shutil
-
+    """Large splits are encoded in forked processes; the ids must be exactly those of one process."""
     import sentiment.prepare as prepare_module
 
-    config = load_config(tiny_config, change)
-    threads = []
-    real_start = prepare_module._EarlyEncoding.start
-    monkeypatch.setattr(
-        prepare_module._EarlyEncoding, "start", lambda self, work: threads.append(1) or real_start(self, work)
-    )
-    during = prepare(config)  # Word2Vec trains: the thread encodes
-    assert threads == [1] and not during.word2vec_cache_hit
-
-    shutil.rmtree(cache_dir())  # keep the Word2Vec cache, forget the prepared data
+    config = load_config(tiny_config, [*change, "word2vec.cache=false"])
+    serial = prepare(config)
     forks = []
-    real_fork_map = prepare_module.fork_map
-    monkeypatch.setattr(
-        prepare_module, "fork_map", lambda tasks: forks.append(len(tasks)) or real_fork_map(tasks)
-    )
+    real = prepare_module.fork_map
+    monkeypatch.setattr(prepare_module, "fork_map", lambda tasks: forks.append(len(tasks)) or real(tasks))
     monkeypatch.setattr(prepare_module, "PARALLEL_MIN_TEXTS", 10)
     monkeypatch.setattr(prepare_module, "cpu_count", lambda: 2)
-    forked = prepare(config)  # Word2Vec from its cache: forked workers encode
-    assert forks == [12] and forked.word2vec_cache_hit and threads == [1]  # train, val, test: 4 slices each
-
-    shutil.rmtree(cache_dir())
-    monkeypatch.setattr(prepare_module, "PARALLEL_MIN_TEXTS", 10**9)
-    serial = prepare(config)
-    assert forks == [12] and threads == [1]
-    _same(serial, during)
-    _same(serial, forked)
+    parallel = prepare(config)
+    assert forks == [12]  # train, validation and test, four slices each
+    _same(serial, parallel)

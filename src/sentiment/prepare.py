@@ -265,28 +265,6 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
         reporter.log(f"phrases: {len(phrases)} learnt")
     result.phrases = sorted(phrases)
 
-    n_gram = config.text.ngrams
-    texts = {"val": splits.val.texts if splits.val else None, "test": splits.test.texts}
-
-    def tokens_of(text: str) -> list[str]:
-        tokens = tokenize(text, settings)
-        tokens = apply_phrases(tokens, phrases) if phrases else tokens
-        return add_ngrams(tokens, n_gram) if n_gram > 1 else tokens
-
-    # Once gensim knows its vocabulary, the n-grams and every split's token ids can be worked out on a thread
-    # while gensim trains: its worker threads run without the GIL and leave some of the cores' time unused.
-    early = _EarlyEncoding()
-
-    def on_vocab(words: list[str]) -> None:
-        def work() -> None:
-            index = {w: i for i, w in enumerate(words)}
-            early.ngrams = _frequent_ngrams(train_tok, config, index) if n_gram > 1 else []
-            index.update((g, len(words) + i) for i, (g, _) in enumerate(early.ngrams))
-            early.bags = _encode_splits(train_tok, texts, tokens_of, index, n_gram, parallel=False)
-
-        early.words = words
-        early.start(work)
-
     w2v = config.word2vec
     with reporter.stage("word2vec"), reporter.bar("Word2Vec epochs", w2v.epochs) as update:
         w2v_start = time.perf_counter()
@@ -297,11 +275,7 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
 
         # Only training (+ unlabelled) text reaches Word2Vec: validation and test text never do.
         wv, result.word2vec_cache_hit = train_word2vec(
-            _corpus(train_tok, splits.unlabeled, settings, phrases),
-            w2v,
-            config.seed,
-            on_epoch=on_w2v_epoch,
-            on_vocab=on_vocab,
+            _corpus(train_tok, splits.unlabeled, settings, phrases), w2v, config.seed, on_epoch=on_w2v_epoch
         )
     kind = "reused from cache" if result.word2vec_cache_hit else f"{'skip-gram' if w2v.sg else 'CBOW'}, "
     reporter.log(
@@ -310,105 +284,47 @@ def _compute(config: Config, reporter: Reporter, show_download: bool) -> Prepare
         + ")"
     )
     result.word2vec_words = len(wv.words)
-    with reporter.stage("features"):
-        start = time.perf_counter()
-        done = early.result(wv.words)  # None when Word2Vec came from the cache (or the vocabulary differs)
-        kept = done[0] if done is not None else None
+    n_gram = config.text.ngrams
     if n_gram > 1:
         with reporter.stage("n-grams"):
-            wv = _with_ngrams(wv, train_tok, config, kept)
+            wv = _with_ngrams(wv, train_tok, config)
         reporter.log(f"n-grams: vocabulary now {len(wv.words)} tokens (words + 2..{n_gram}-grams)")
     result.wv = wv
+
     with reporter.stage("features"):
-        if done is not None:
-            result.bags = done[1]
-        else:
-            result.bags = _encode_splits(train_tok, texts, tokens_of, wv.index(), n_gram, parallel=True)
-    total = sum(len(b) for b in result.bags.values() if b is not None)
-    reporter.log(
-        f"encode: {total:,} texts into token ids ("
-        + ("while Word2Vec trained" if done is not None else f"{time.perf_counter() - start:.1f} s")
-        + ")"
-    )
+        start = time.perf_counter()
+        index = wv.index()
+
+        def tokens_of(text: str) -> list[str]:
+            tokens = tokenize(text, settings)
+            tokens = apply_phrases(tokens, phrases) if phrases else tokens
+            return add_ngrams(tokens, n_gram) if n_gram > 1 else tokens
+
+        def train_bags(lo: int, hi: int) -> TokenBags:
+            # n-grams are added a slice at a time: the longer token lists are never all held at once
+            toks = train_tok[lo:hi]
+            return encode([add_ngrams(t, n_gram) for t in toks] if n_gram > 1 else toks, index)
+
+        # Validation and test texts are tokenised only now, straight into ids: nothing learns from them, so
+        # their tokens need neither interning nor keeping. Large splits are spread over forked processes.
+        splits_texts = {"val": splits.val.texts if splits.val else None, "test": splits.test.texts}
+        total = len(train_tok) + sum(len(t) for t in splits_texts.values() if t is not None)
+        parts = cpu_count() * 2 if total >= PARALLEL_MIN_TEXTS else 1
+        tasks: list[tuple[str, Callable[[], TokenBags]]] = [
+            ("train", functools.partial(train_bags, lo, hi)) for lo, hi in split_ranges(len(train_tok), parts)
+        ]
+        for name, texts in splits_texts.items():
+            if texts is not None:
+                tasks += [
+                    (name, functools.partial(encode_texts, texts[lo:hi], tokens_of, index))
+                    for lo, hi in split_ranges(len(texts), parts)
+                ]
+        done = fork_map([task for _, task in tasks]) if parts > 1 else [task() for _, task in tasks]
+        for name in _SPLITS:
+            pieces = [bags for (owner, _), bags in zip(tasks, done, strict=True) if owner == name]
+            result.bags[name] = concat_bags(pieces) if name != "val" or splits.val else None
+    reporter.log(f"encode: {total:,} texts into token ids ({time.perf_counter() - start:.1f} s)")
     return result
-
-
-class _EarlyEncoding:
-    """Token ids worked out on a thread while gensim trains (see ``_compute``)."""
-
-    def __init__(self) -> None:
-        self.words: list[str] | None = None
-        self.ngrams: list[tuple[str, int]] = []
-        self.bags: dict[str, TokenBags | None] | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def start(self, work: Callable[[], None]) -> None:
-        def run() -> None:
-            try:
-                work()
-            except BaseException as exc:  # handed to the main thread by result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="sentiment-encode", daemon=True)
-        self._thread.start()
-
-    def result(self, words: list[str]) -> tuple[list[tuple[str, int]], dict[str, TokenBags | None]] | None:
-        """(n-grams, bags) if they were computed for exactly the vocabulary ``words``, else None."""
-        if self._thread is None:
-            return None
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        if self.words != words or self.bags is None:
-            return None
-        return self.ngrams, self.bags
-
-
-def _encode_splits(
-    train_tok: list[list[str]],
-    texts: dict[str, list[str] | None],
-    tokens_of: Callable[[str], list[str]],
-    index: dict[str, int],
-    n_gram: int,
-    *,
-    parallel: bool,
-) -> dict[str, TokenBags | None]:
-    """Token ids of the training tokens and of the validation and test texts.
-
-    Validation and test texts are tokenised only now, straight into ids: nothing learns from them, so their
-    tokens need neither interning nor keeping. ``parallel`` spreads large inputs over forked processes.
-    """
-
-    def train_bags(lo: int, hi: int) -> TokenBags:
-        # n-grams are added a slice at a time: the longer token lists are never all held at once
-        toks = train_tok[lo:hi]
-        return encode([add_ngrams(t, n_gram) for t in toks] if n_gram > 1 else toks, index)
-
-    total = len(train_tok) + sum(len(t) for t in texts.values() if t is not None)
-    parts = cpu_count() * 2 if parallel and total >= PARALLEL_MIN_TEXTS else 1
-    tasks: list[tuple[str, Callable[[], TokenBags]]] = [
-        ("train", functools.partial(train_bags, lo, hi)) for lo, hi in split_ranges(len(train_tok), parts)
-    ]
-    for name, split_texts in texts.items():
-        if split_texts is not None:
-            tasks += [
-                (name, functools.partial(encode_texts, split_texts[lo:hi], tokens_of, index))
-                for lo, hi in split_ranges(len(split_texts), parts)
-            ]
-    done = fork_map([task for _, task in tasks]) if parts > 1 else [task() for _, task in tasks]
-    bags: dict[str, TokenBags | None] = {}
-    for name in _SPLITS:
-        pieces = [b for (owner, _), b in zip(tasks, done, strict=True) if owner == name]
-        bags[name] = concat_bags(pieces) if name == "train" or texts[name] is not None else None
-    return bags
-
-
-def _frequent_ngrams(
-    train_tok: list[list[str]], config: Config, index: dict[str, int]
-) -> list[tuple[str, int]]:
-    text = config.text
-    return frequent_ngrams(train_tok, text.ngrams, text.ngram_min_count, text.ngram_max, index)
 
 
 def _corpus(
@@ -421,17 +337,11 @@ def _corpus(
         yield apply_phrases(tokens, phrases) if phrases else tokens
 
 
-def _with_ngrams(
-    wv: WordVectors,
-    train_tokens: list[list[str]],
-    config: Config,
-    kept: list[tuple[str, int]] | None = None,
-) -> WordVectors:
-    """Word vectors plus the frequent training n-grams (``kept``, when already counted), each starting as the
-    mean of its words' vectors."""
+def _with_ngrams(wv: WordVectors, train_tokens: list[list[str]], config: Config) -> WordVectors:
+    """Word vectors plus the frequent training n-grams, each starting as the mean of its words' vectors."""
+    text = config.text
     index = wv.index()
-    if kept is None:
-        kept = _frequent_ngrams(train_tokens, config, index)
+    kept = frequent_ngrams(train_tokens, text.ngrams, text.ngram_min_count, text.ngram_max, index)
     grams = [g for g, _ in kept]
     return WordVectors(
         wv.words + grams,

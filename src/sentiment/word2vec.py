@@ -139,14 +139,9 @@ def train_word2vec(
     seed: int,
     *,
     on_epoch: Callable[[int, int], None] | None = None,
-    on_vocab: Callable[[list[str]], None] | None = None,
     use_cache: bool | None = None,
 ) -> tuple[WordVectors, bool]:
-    """Train (or fetch from the cache) word vectors; returns (vectors, cache_hit).
-
-    ``on_vocab`` gets the final vocabulary (in the order of the vectors to come) once it is known, before the
-    training epochs; a cache hit does not call it.
-    """
+    """Train (or fetch from the cache) word vectors; returns (vectors, cache_hit)."""
     use_cache = config.cache if use_cache is None else use_cache
     settings = word2vec_settings(config, seed)
     with tempfile.TemporaryDirectory(prefix="sentiment-w2v-") as tmp:
@@ -161,18 +156,13 @@ def train_word2vec(
         if cached is not None:
             log.info("Word2Vec: reusing cached vectors %s", cache_dir() / key)
             return cached, True
-        wv = _train(corpus, settings, on_epoch, on_vocab)
+        wv = _train(corpus, settings, on_epoch)
     if use_cache and _store(wv, cache_dir() / key):
         wv.cache_key = key
     return wv, False
 
 
-def _train(
-    corpus: Corpus,
-    settings: dict,
-    on_epoch: Callable[[int, int], None] | None,
-    on_vocab: Callable[[list[str]], None] | None = None,
-) -> WordVectors:
+def _train(corpus: Corpus, settings: dict, on_epoch: Callable[[int, int], None] | None) -> WordVectors:
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
@@ -203,8 +193,6 @@ def _train(
         build_vocab(model, corpus)
     else:  # gensim prunes its vocabulary while scanning: let it scan
         model.build_vocab(corpus_file=str(corpus.path))
-    if on_vocab is not None:
-        on_vocab(list(model.wv.index_to_key))
     model.train(
         corpus_file=str(corpus.path),
         total_examples=model.corpus_count,
