@@ -146,7 +146,7 @@ class Predictor:
         return x
 
     def predict_proba(
-        self, texts: Sequence[str], batch_size: int = 1024, workers: int = 1
+        self, texts: Sequence[str], batch_size: int = 512, workers: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """(probability of the positive class, number of known words) for each text.
 
