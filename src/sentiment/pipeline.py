@@ -42,8 +42,6 @@ from sentiment.prepare import TEST_ROWS, Prepared, prepare
 from sentiment.progress import Reporter
 from sentiment.word2vec import WordVectors
 
-TEST_FILE = TEST_ROWS
-
 
 @dataclass
 class TrainOutput:
@@ -349,7 +347,7 @@ def save_model_dir(
         save_tensors(staging / "model.safetensors", tensors, metadata={"format": FORMAT})
         write_json(staging / "metrics.json", metrics)
         _write_history(staging / "history.csv", history)
-        prepared.write_test_rows(staging / TEST_FILE)
+        prepared.write_test_rows(staging / TEST_ROWS)
         from sentiment.plots import write_plots
 
         write_plots(
@@ -382,9 +380,9 @@ def load_model_config(model_dir: Path) -> Config:
 
 
 def _read_test_rows(model_dir: Path) -> tuple[list[str], list[str]]:
-    path = model_dir / TEST_FILE
+    path = model_dir / TEST_ROWS
     if not path.is_file():
-        raise ModelDirError(f"{model_dir}: missing {TEST_FILE}; pass --data FILE to evaluate on a file")
+        raise ModelDirError(f"{model_dir}: missing {TEST_ROWS}; pass --data FILE to evaluate on a file")
     texts, labels = [], []
     try:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -412,9 +410,9 @@ def evaluate_model(
         texts, names = _read_test_rows(model_dir)
         unknown = sorted(set(names) - {negative, positive})
         if unknown:
-            raise ModelDirError(f"{model_dir}/{TEST_FILE}: unknown labels {unknown[:5]}")
+            raise ModelDirError(f"{model_dir}/{TEST_ROWS}: unknown labels {unknown[:5]}")
         labels = np.array([n == positive for n in names], dtype=np.int64)
-        source = f"{model_dir}/{TEST_FILE}"
+        source = f"{model_dir}/{TEST_ROWS}"
     else:
         config = load_model_config(model_dir)
         frame = read_table(data, [config.data.text_column, config.data.label_column])

@@ -178,7 +178,6 @@ def prepare(config: Config, reporter: Reporter | None = None, *, background: boo
     prepared = _compute(config, reporter, downloading and key is None)
     if key is not None:
         target = cache_dir() / key
-
         if background and can_fork():
             prepared._storing = _Background(lambda: _store(prepared, target), target / TEST_ROWS)
         else:
@@ -193,7 +192,8 @@ class _Background:
 
     def __init__(self, work: Callable[[], object], result: Path) -> None:
         self.result = result
-        self.pid = os.fork()
+        self._done: Path | None = None
+        self.pid: int | None = os.fork()
         if self.pid == 0:  # the child: a few seconds of writing, then out without the parent's exit handlers
             code = 1
             try:
