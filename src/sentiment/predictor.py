@@ -20,7 +20,7 @@ from sentiment.ngrams import SEPARATOR as NGRAM_SEPARATOR
 from sentiment.ngrams import add_ngrams
 from sentiment.parallel import PARALLEL_MIN_TEXTS, can_fork, cpu_count, fork_map, split_ranges
 from sentiment.phrases import apply_phrases
-from sentiment.pooling import TokenBags, encode, pool
+from sentiment.pooling import TokenBags, encode_texts, pool
 from sentiment.tokenizer import TokenizerSettings, tokenize
 
 
@@ -137,7 +137,7 @@ class Predictor:
         return add_ngrams(tokens, self.ngrams) if self.ngrams > 1 else tokens
 
     def encode(self, texts: Sequence[str]) -> TokenBags:
-        return encode([self.tokenize(t) for t in texts], self.index)
+        return encode_texts(texts, self.tokenize, self.index)
 
     def features(self, bags: TokenBags) -> np.ndarray:
         x = pool(bags, self.embeddings, self.pooling, self.word_weights)

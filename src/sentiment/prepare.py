@@ -131,11 +131,13 @@ def cache_key(config: Config, data_path: Path) -> str | None:
     read, so that reading it for real reports the problem."""
     data = config.data
     paths = {"data": data_path, "test": data.test_path, "unlabeled": data.unlabeled_path}
-    files = {}
+    files: dict[str, str] = {}
+    digests: dict[Path, str] = {}  # a file given twice (say, as training and test data) is read once
     for role, path in paths.items():
         if path is not None:
+            resolved = Path(path).expanduser().resolve()
             try:
-                files[role] = _file_digest(Path(path).expanduser())
+                files[role] = digests.get(resolved) or digests.setdefault(resolved, _file_digest(resolved))
             except OSError:
                 return None
     keyed = {
