@@ -27,7 +27,9 @@ def test_frequent_ngrams_counts_texts_and_needs_known_words() -> None:
     assert np.allclose(ngram_vectors(["not good"], {"not": 0, "good": 1}, vectors), [[0.5, 0.5]])
 
 
-@pytest.mark.parametrize(("fine_tune", "pooling"), [(True, "tfidf"), (False, "mean")])
+@pytest.mark.parametrize(
+    ("fine_tune", "pooling"), [(True, "tfidf"), (True, "nb"), (False, "mean"), (False, "nb")]
+)
 def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool, pooling: str) -> None:
     import torch
 

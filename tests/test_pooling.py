@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentiment.pooling import encode, idf_weights, pool, sif_weights
+from sentiment.pooling import encode, idf_weights, nb_weights, pool, sif_weights
 
 VOCAB = ["good", "bad", "film", "plot"]
 INDEX = {w: i for i, w in enumerate(VOCAB)}
@@ -16,20 +16,35 @@ def naive(tokens: list[str], vectors: np.ndarray, weights: np.ndarray | None) ->
     return sum(v * w for v, w in rows) / sum(w for _, w in rows)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif"])
+@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif", "nb"])
 def test_vectorised_pooling_equals_a_plain_loop(pooling: str) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(4, 5)).astype(np.float32)
     docs = [["good", "film", "good"], [], ["unknown", "words"], ["bad"], ["plot", "bad", "film", "zzz"]] * 7
     bags = encode(docs, INDEX)
-    weights = {"mean": None, "tfidf": idf_weights(bags, 4), "sif": sif_weights(np.array([5, 3, 9, 1]), 1e-3)}[
-        pooling
-    ]
+    weights = {
+        "mean": None,
+        "tfidf": idf_weights(bags, 4),
+        "sif": sif_weights(np.array([5, 3, 9, 1]), 1e-3),
+        "nb": nb_weights(bags, np.arange(len(docs)) % 2, 4, 1.0, 0.1),
+    }[pooling]
     # a small chunk size exercises the chunk boundaries too
     out = pool(bags, vectors, pooling, weights, chunk_tokens=4)
     expected = np.stack([naive(d, vectors, weights) for d in docs])
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     assert np.array_equal(bags.lengths[:3], [3, 0, 0])  # unknown words are not counted
+
+
+def test_nb_weights_are_the_smoothed_log_count_ratio() -> None:
+    # "good" is in both positive texts (twice in one: counted once), "bad" in both negative ones, "film" in
+    # one of each, "plot" in none: with alpha 1 the class counts are [3, 1, 2, 1] and [1, 3, 2, 1] of 7.
+    docs = [["good", "good", "film"], ["good"], ["bad", "film"], ["bad"]]
+    weights = nb_weights(encode(docs, INDEX), np.array([1, 1, 0, 0]), 4, alpha=1.0, floor=0.1)
+    np.testing.assert_allclose(weights, [np.log(3) + 0.1, np.log(3) + 0.1, 0.1, 0.1], rtol=1e-6)
+    # a telling word outweighs a neutral one in the pooled mean
+    vectors = np.array([[1.0], [0.0], [0.0], [0.0]], dtype=np.float32)
+    pooled = pool(encode([["good", "film"]], INDEX), vectors, "nb", weights)
+    np.testing.assert_allclose(pooled, [[(np.log(3) + 0.1) / (np.log(3) + 0.2)]], rtol=1e-6)
 
 
 def test_mean_max_concatenates_max() -> None:

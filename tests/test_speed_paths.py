@@ -19,7 +19,7 @@ from conftest import TINY_CONFIG, write_reviews
 from sentiment.loaders import BagBatches, TensorBatches, make_loader
 from sentiment.model import BagClassifier, SimpleMLP
 from sentiment.modeldir import load_tensors
-from sentiment.pooling import TokenBags, encode, idf_weights, pool, sif_weights
+from sentiment.pooling import TokenBags, encode, idf_weights, nb_weights, pool, sif_weights
 from sentiment.predictor import ACTIVATIONS, Predictor, mlp_forward, mlp_layers
 from sentiment.tokenizer import TokenizerSettings, tokenize, tokenize_many
 
@@ -109,11 +109,13 @@ def _weights(pooling: str, bags: TokenBags) -> np.ndarray | None:
         return idf_weights(bags, len(VOCAB))
     if pooling == "sif":
         return sif_weights(np.arange(1, len(VOCAB) + 1), 1e-2)
+    if pooling == "nb":
+        return nb_weights(bags, np.arange(len(bags)) % 2, len(VOCAB), 1.0, 0.1)
     return None
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif", "mean_max"])
+@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif", "nb", "mean_max"])
 def test_predictor_matches_torch_on_frozen_features(activation: str, pooling: str) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(len(VOCAB), 6)).astype(np.float32)
@@ -137,7 +139,7 @@ def test_predictor_matches_torch_on_frozen_features(activation: str, pooling: st
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif"])
+@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif", "nb"])
 def test_predictor_matches_torch_on_fine_tuned_embeddings(activation: str, pooling: str) -> None:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(len(VOCAB), 6)).astype(np.float32)
@@ -346,7 +348,7 @@ def test_bag_loader_fetches_whole_batches_by_index(monkeypatch: pytest.MonkeyPat
 # -- pooling: the sparse product and the loop give the same bits --------------------------------------------
 
 
-@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif", "mean_max"])
+@pytest.mark.parametrize("pooling", ["mean", "tfidf", "sif", "nb", "mean_max"])
 def test_sparse_and_looped_pooling_are_bit_identical(pooling: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import sentiment.pooling as pooling_module
 
@@ -356,9 +358,11 @@ def test_sparse_and_looped_pooling_are_bit_identical(pooling: str, monkeypatch: 
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     bags = TokenBags(rng.integers(0, 300, offsets[-1]).astype(np.int64), offsets)
     vectors = rng.normal(size=(300, 24)).astype(np.float32)
-    weights = {"tfidf": idf_weights(bags, 300), "sif": sif_weights(rng.integers(1, 99, 300), 1e-3)}.get(
-        pooling
-    )
+    weights = {
+        "tfidf": idf_weights(bags, 300),
+        "sif": sif_weights(rng.integers(1, 99, 300), 1e-3),
+        "nb": nb_weights(bags, rng.integers(0, 2, len(bags)), 300, 1.0, 0.1),
+    }.get(pooling)
     monkeypatch.setattr(pooling_module, "SPARSE_MIN_TOKENS", 1)
     sparse = pool(bags, vectors, pooling, weights, chunk_tokens=2_000)
     monkeypatch.setattr(pooling_module, "SPARSE_MIN_TOKENS", 10**12)

@@ -131,14 +131,18 @@ class Word2VecConfig(_Section):
 
 
 class FeaturesConfig(_Section):
-    pooling: Literal["mean", "tfidf", "sif", "mean_max"] = Field(
+    pooling: Literal["mean", "tfidf", "sif", "nb", "mean_max"] = Field(
         "mean",
         description=(
-            "How word vectors become one text vector: mean; tfidf- or sif-weighted mean; mean concatenated "
-            "with max."
+            "How word vectors become one text vector: mean; tfidf-, sif- or nb-weighted mean (nb: by how "
+            "strongly each word leans to one label in the training texts); mean concatenated with max."
         ),
     )
     sif_a: float = Field(1e-3, gt=0, description="SIF weight parameter a in a / (a + p(w)).")
+    nb_alpha: float = Field(1.0, gt=0, description="nb pooling: smoothing added to each word's class counts.")
+    nb_floor: float = Field(
+        0.1, gt=0, description="nb pooling: added to every word's weight so neutral words count a little."
+    )
     normalize: bool = Field(
         False, description="Standardise features with the training mean and std (frozen features only)."
     )

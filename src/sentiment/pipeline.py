@@ -37,7 +37,7 @@ from sentiment.dataset import labelled_from_frame, read_table
 from sentiment.errors import CheckpointError, ConfigError, ModelDirError, TrainingInterrupted
 from sentiment.modeldir import FORMAT, FORMAT_VERSION, commit_dir, new_staging_dir, save_tensors, write_json
 from sentiment.paths import remember_last_model
-from sentiment.pooling import TokenBags, idf_weights, output_dim, pool, sif_weights
+from sentiment.pooling import TokenBags, idf_weights, nb_weights, output_dim, pool, sif_weights
 from sentiment.prepare import TEST_ROWS, Prepared, prepare
 from sentiment.progress import Reporter
 from sentiment.word2vec import WordVectors
@@ -76,11 +76,16 @@ def _training_summary(fitted: Any, monitor: str, seconds: float) -> str:
     return line
 
 
-def _word_weights(config: Config, wv: WordVectors, train_bags: TokenBags) -> np.ndarray | None:
-    if config.features.pooling == "tfidf":
+def _word_weights(
+    config: Config, wv: WordVectors, train_bags: TokenBags, train_labels: np.ndarray
+) -> np.ndarray | None:
+    features = config.features
+    if features.pooling == "tfidf":
         return idf_weights(train_bags, len(wv.words))
-    if config.features.pooling == "sif":
-        return sif_weights(wv.counts, config.features.sif_a)
+    if features.pooling == "sif":
+        return sif_weights(wv.counts, features.sif_a)
+    if features.pooling == "nb":
+        return nb_weights(train_bags, train_labels, len(wv.words), features.nb_alpha, features.nb_floor)
     return None
 
 
@@ -131,7 +136,7 @@ def train(
     train_bags, val_bags, test_bags = (prepared.bags[name] for name in ("train", "val", "test"))
     y_train, y_val, y_test = (prepared.labels[name] for name in ("train", "val", "test"))
     with reporter.stage("features"):
-        weights = _word_weights(config, wv, train_bags)
+        weights = _word_weights(config, wv, train_bags, y_train)
 
     from sentiment.loaders import BagBatches, TensorBatches, make_loader
     from sentiment.model import BagClassifier, SimpleMLP

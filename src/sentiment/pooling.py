@@ -10,7 +10,8 @@ from itertools import chain, pairwise, repeat
 
 import numpy as np
 
-POOLINGS = ("mean", "tfidf", "sif", "mean_max")
+POOLINGS = ("mean", "tfidf", "sif", "nb", "mean_max")
+WEIGHTED_POOLINGS = ("tfidf", "sif", "nb")
 
 
 @dataclass
@@ -84,6 +85,24 @@ def sif_weights(counts: np.ndarray, a: float) -> np.ndarray:
     return (a / (a + p)).astype(np.float32)
 
 
+def nb_weights(
+    bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float, floor: float
+) -> np.ndarray:
+    """|log-count ratio| + ``floor`` of every word: how strongly it leans to one class (Wang & Manning 2012).
+
+    The ratio compares the share of positive and of negative training texts that contain the word, each
+    smoothed by ``alpha``; words that say little about the label (ratio near 0) then count little in the mean.
+    """
+    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
+    pairs = np.unique(doc * vocab_size + bags.ids)  # a word counts once per text, as in NBSVM
+    words, rows = pairs % vocab_size, pairs // vocab_size
+    positive = np.asarray(labels)[rows] == 1
+    pos = np.bincount(words[positive], minlength=vocab_size) + alpha
+    neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
+    ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
+    return (np.abs(ratio) + floor).astype(np.float32)
+
+
 def output_dim(pooling: str, vector_size: int) -> int:
     return 2 * vector_size if pooling == "mean_max" else vector_size
 
@@ -97,7 +116,7 @@ def pool(
 ) -> np.ndarray:
     """Pool each bag's word vectors into one float32 row; a bag with no known word gives zeros.
 
-    ``weights`` (one per vocabulary word) turn the mean into a weighted mean (tfidf, sif).
+    ``weights`` (one per vocabulary word) turn the mean into a weighted mean (tfidf, sif, nb).
     Work goes in chunks of about ``chunk_tokens`` tokens so memory stays bounded on large corpora.
     """
     n, dim = len(bags), vectors.shape[1]
@@ -164,7 +183,7 @@ def _pool_chunk(
     starts = offsets[start:end][nonempty] - lo
     rows = start + nonempty
     dim = vectors.shape[1]
-    if weights is not None and pooling in ("tfidf", "sif"):
+    if weights is not None and pooling in WEIGHTED_POOLINGS:
         w = weights[ids]
         sums = _segment_sums(ids, starts, vectors, w)
         totals = np.add.reduceat(w, starts)

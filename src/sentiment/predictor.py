@@ -20,7 +20,7 @@ from sentiment.ngrams import SEPARATOR as NGRAM_SEPARATOR
 from sentiment.ngrams import add_ngrams
 from sentiment.parallel import PARALLEL_MIN_TEXTS, can_fork, cpu_count, fork_map, split_ranges
 from sentiment.phrases import apply_phrases
-from sentiment.pooling import TokenBags, encode_texts, pool
+from sentiment.pooling import POOLINGS, TokenBags, encode_texts, pool
 from sentiment.tokenizer import TokenizerSettings, tokenize
 
 
@@ -114,7 +114,7 @@ class Predictor:
             raise ModelDirError(f"{where}: embeddings do not match vocab.json ({len(self.vocab)} words)")
         if not self.layers:
             raise ModelDirError(f"{where}: no MLP weights found")
-        if self.activation not in ACTIVATIONS or self.pooling not in ("mean", "tfidf", "sif", "mean_max"):
+        if self.activation not in ACTIVATIONS or self.pooling not in POOLINGS:
             raise ModelDirError(f"{self.model_dir}/meta.json: unknown activation or pooling")
         expected = self.layers[0][0].shape[1]
         dim = self.embeddings.shape[1] * (2 if self.pooling == "mean_max" else 1)
