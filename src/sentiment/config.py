@@ -190,6 +190,13 @@ class TrainingConfig(_Section):
     patience: int = Field(
         3, ge=0, description="Early stopping: epochs without improvement before stopping (0 disables)."
     )
+    refit: bool = Field(
+        False,
+        description=(
+            "After early stopping, train a fresh model on training + validation rows for the best epoch "
+            "count and keep it (validation metrics stay the first model's)."
+        ),
+    )
     monitor: Literal["val_loss", "val_accuracy", "val_f1"] = Field(
         "val_loss", description="Validation metric for early stopping and best-weights selection."
     )

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from sentiment.pooling import TokenBags
+from sentiment.pooling import TokenBags, concat_bags
 
 
 class TensorBatches(Dataset):
@@ -52,6 +52,17 @@ class BagBatches(Dataset):
         index = torch.as_tensor(rows, dtype=torch.int64)
         labels = self.labels.index_select(0, index)
         return torch.from_numpy(sub.ids), torch.from_numpy(sub.offsets[:-1]), labels
+
+
+def concat_batches(first: Dataset, second: Dataset) -> Dataset:
+    """The rows of ``first`` then those of ``second`` (both TensorBatches or both BagBatches)."""
+    if isinstance(first, BagBatches) and isinstance(second, BagBatches):
+        labels = torch.cat([first.labels, second.labels]).numpy()
+        return BagBatches(concat_bags([first.bags, second.bags]), labels)
+    if isinstance(first, TensorBatches) and isinstance(second, TensorBatches):
+        features = torch.cat([first.features, second.features])
+        return TensorBatches(features, torch.cat([first.labels, second.labels]))
+    raise TypeError(f"cannot join {type(first).__name__} and {type(second).__name__}")
 
 
 def make_loader(

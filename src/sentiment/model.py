@@ -6,9 +6,14 @@ pass in ``sentiment.predictor`` mirrors them exactly so that prediction does not
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from sentiment.config import Config
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -79,3 +84,23 @@ class BagClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.pooled(ids, offsets))
+
+
+def build_classifier(
+    config: Config, vectors: np.ndarray, word_weights: np.ndarray | None, input_dim: int
+) -> tuple[nn.Module, list[dict] | None]:
+    """A freshly initialised classifier for ``config`` and its Adam parameter groups (None: one group).
+
+    Frozen features train a ``SimpleMLP`` of ``input_dim`` inputs; fine-tuning wraps it in a ``BagClassifier``
+    over a copy of ``vectors`` whose learning rate is ``training.embedding_lr``.
+    """
+    m, t = config.model, config.training
+    mlp = SimpleMLP(input_dim, m.hidden_dims, m.activation, m.dropout)
+    if not m.fine_tune_embeddings:
+        return mlp, None
+    model = BagClassifier(vectors.copy(), mlp, word_weights, m.embedding_dropout)
+    groups = [
+        {"params": model.embedding.parameters(), "lr": t.embedding_lr or t.lr, "weight_decay": 0.0},
+        {"params": model.mlp.parameters()},
+    ]
+    return model, groups

@@ -13,6 +13,7 @@ import csv
 import functools
 import gzip
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -62,6 +63,8 @@ def check_compatible(config: Config) -> None:
         )
     if config.eval.tune_threshold and config.data.val_size == 0:
         raise ConfigError("eval.tune_threshold needs a validation split: set data.val_size > 0")
+    if config.training.refit and config.data.val_size == 0:
+        raise ConfigError("training.refit needs a validation split: set data.val_size > 0")
 
 
 def _training_summary(fitted: Any, monitor: str, seconds: float) -> str:
@@ -117,7 +120,12 @@ def train(
                 f"{ckpt_dir} was made with a different config ({'; '.join(changed[:3])}); resume with the "
                 "same config and --set options, or run without --resume to start over"
             )
-        reporter.log(f"resuming from {ckpt_dir}: epoch {checkpoint.fit.epoch}, batch {checkpoint.fit.batch}")
+        where = (
+            "the first fit is complete; the refit starts over"
+            if checkpoint.fit.finished
+            else f"epoch {checkpoint.fit.epoch}, batch {checkpoint.fit.batch}"
+        )
+        reporter.log(f"resuming from {ckpt_dir}: {where}")
     elif ckpt_dir.exists():
         reporter.warn(f"{ckpt_dir} holds an interrupted run; this one starts over (--resume continues it)")
 
@@ -138,28 +146,19 @@ def train(
     with reporter.stage("features"):
         weights = _word_weights(config, wv, train_bags, y_train)
 
-    from sentiment.loaders import BagBatches, TensorBatches, make_loader
-    from sentiment.model import BagClassifier, SimpleMLP
+    from sentiment.loaders import BagBatches, TensorBatches, concat_batches, make_loader
+    from sentiment.model import build_classifier
     from sentiment.training import fit, predict_probs
 
     tensors: dict[str, np.ndarray] = {}
     input_dim = output_dim(config.features.pooling, wv.vectors.shape[1])
-    mlp = SimpleMLP(input_dim, config.model.hidden_dims, config.model.activation, config.model.dropout)
     tcfg = config.training
     with reporter.stage("features"):
+        model, param_groups = build_classifier(config, wv.vectors, weights, input_dim)
         if config.model.fine_tune_embeddings:
-            model = BagClassifier(wv.vectors.copy(), mlp, weights, config.model.embedding_dropout)
             datasets = [
                 BagBatches(b, y) if b is not None else None
                 for b, y in ((train_bags, y_train), (val_bags, y_val), (test_bags, y_test))
-            ]
-            param_groups = [
-                {
-                    "params": model.embedding.parameters(),
-                    "lr": tcfg.embedding_lr or tcfg.lr,
-                    "weight_decay": 0.0,
-                },
-                {"params": model.mlp.parameters()},
             ]
         else:
             feats = [
@@ -174,7 +173,6 @@ def train(
                     mean.astype(np.float32),
                     std.astype(np.float32),
                 )
-            model = mlp
             datasets = [
                 TensorBatches(
                     torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)),
@@ -184,7 +182,6 @@ def train(
                 else None
                 for f, y in zip(feats, (y_train, y_val, y_test), strict=True)
             ]
-            param_groups = None
     train_ds, val_ds, test_ds = datasets
     # What a resumed run must see again: the same word vectors and the same training and validation bags.
     val_arrays = (val_bags.ids, val_bags.offsets, y_val) if val_bags is not None else ()
@@ -251,6 +248,50 @@ def train(
                 threshold = best_threshold(val_y, val_probs)
                 reporter.log(f"threshold: {threshold:.4f} (best validation accuracy)")
             val_metrics = compute_metrics(val_y, val_probs, threshold)
+
+    refit = None
+    if tcfg.refit and val_ds is not None:
+        # A fresh model on training + validation rows for the epochs early stopping chose: more data, and
+        # the validation figures above stay honest (they come from the first model, which never saw them).
+        epochs = max(fitted.best_epoch, 1)
+        torch.manual_seed(config.seed)
+        model, param_groups = build_classifier(config, wv.vectors, weights, input_dim)
+        both = concat_batches(train_ds, val_ds)
+        loader = make_loader(
+            both, tcfg.batch_size, shuffle=True, seed=config.seed, num_workers=tcfg.num_workers, device=device
+        )
+        first_phase = fitted.final  # what a stop saves: --resume then skips the first fit, redoes the refit
+
+        def save_first_phase(_: Any) -> None:
+            save_checkpoint(ckpt_dir, config.to_dict(), data_print(), first_phase)
+
+        try:
+            with reporter.stage("refit"), reporter.training(epochs, "Refit") as progress, stop.installed():
+                fit(
+                    model,
+                    loader,
+                    None,
+                    tcfg.model_copy(update={"epochs": epochs, "patience": 0}),
+                    device,
+                    param_groups=param_groups,
+                    on_epoch=progress.on_epoch,
+                    on_batch=progress.on_batch,
+                    should_stop=stop,
+                    on_checkpoint=save_first_phase,
+                    checkpoint_every=math.inf,
+                )
+        except FitStopped:
+            raise TrainingInterrupted(
+                _refit_interrupted_message(stop.signum, ckpt_dir, target), ckpt_dir, stop.signum or 2
+            ) from None
+        refit = {"epochs": epochs, "rows": len(both)}
+        seconds = reporter.timings.get("refit", 0.0)
+        reporter.log(
+            f"refit: a fresh model on training + validation ({len(both):,} rows) for {epochs} epoch"
+            f"{'s' if epochs != 1 else ''} in {seconds:.1f} s; validation metrics are the first model's"
+        )
+
+    with reporter.stage("evaluate"):
         test_probs, test_y = predict_probs(model, test_loader, device)
         metrics = compute_metrics(test_y, test_probs, threshold)
 
@@ -286,6 +327,7 @@ def train(
             "device": str(device),
             "best_epoch": fitted.best_epoch,
             "stopped_early": fitted.stopped_early,
+            "refit": refit,
             "word2vec_cache_hit": prepared.word2vec_cache_hit,
             "prepared_cache_hit": prepared.cache_hit,
             "data": {
@@ -322,6 +364,17 @@ def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Pa
     best = f"best epoch so far: {state.best_epoch}; " if state.best_epoch else ""
     kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
     return f"training interrupted by {name} {where}; {best}state saved in {ckpt_dir}; {kept}"
+
+
+def _refit_interrupted_message(signum: int | None, ckpt_dir: Path, target: Path) -> str:
+    import signal
+
+    name = signal.Signals(signum).name if signum else "a signal"
+    kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
+    return (
+        f"training interrupted by {name} during the refit on training + validation; the finished first fit "
+        f"is saved in {ckpt_dir} (a resumed run redoes only the refit); {kept}"
+    )
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:

@@ -139,9 +139,9 @@ class Reporter:
             yield update
 
     @contextlib.contextmanager
-    def training(self, epochs: int) -> Iterator[TrainingProgress]:
+    def training(self, epochs: int, label: str = "Training") -> Iterator[TrainingProgress]:
         """Progress of ``training.fit``: pass ``on_epoch`` and ``on_batch`` of what this yields to it."""
-        with self.bars(("Training", epochs), ("  epoch 1", None)) as (epoch_bar, batch_bar):
+        with self.bars((label, epochs), ("  epoch 1", None)) as (epoch_bar, batch_bar):
             yield TrainingProgress(self, epochs, epoch_bar, batch_bar)
 
     def _progress(self, kind: str) -> Any:

@@ -83,6 +83,7 @@ class FitResult:
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    final: FitState | None = None  # the finished fit as a checkpoint state (resuming from it trains nothing)
 
     def history_rows(self) -> list[dict]:
         return [asdict(r) for r in self.history]
@@ -314,4 +315,6 @@ def fit(
                 raise FitStopped(snapshot, n_batches)
     if best_state is not None:
         model.load_state_dict(best_state)
+    finished = True
+    result.final = state(epoch, 0, 0.0, 0, capture_rng(generator))
     return result
