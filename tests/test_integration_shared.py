@@ -36,3 +36,25 @@ def test_default_config_beats_the_tutorial_recipe(cli, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(scores["default"]["accuracy"])
     result = cli(["predict", "--model", tmp_path / "default", "--json", "a gripping, beautifully shot film"])
     assert json.loads(result.stdout)["label"] == "positive"
+
+
+def test_stand_in_replicas_share_no_review_with_the_stand_in(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from test_stand_in_replicas import load_script
+
+    script = load_script()
+    train = SHARED / "data" / "imdb" / "train.csv.gz"
+    assert script.main(["--out", str(tmp_path)]) == 0
+    files = sorted(tmp_path.glob("replica-*.csv"))
+    assert len(files) == 4
+    parts = [pd.read_csv(f) for f in files]
+    stand_in = set(pd.read_csv(DATA)["cleaned_review"])
+    for part in parts:
+        assert list(part.columns) == ["cleaned_review", "sentiment"] and 4_900 <= len(part) <= 5_000
+        assert not set(part["cleaned_review"]) & stand_in
+    # the cleaning is the stand-in's own: every stand-in row comes out of the IMDB training split, and every
+    # other row of that split is in exactly one replica
+    cleaned = pd.read_csv(train)["review"].map(script.clean)
+    assert stand_in <= set(cleaned)
+    assert sum(map(len, parts)) == (~cleaned.isin(stand_in)).sum()
