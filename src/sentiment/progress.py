@@ -142,7 +142,8 @@ class Reporter:
     def training(self, epochs: int, label: str = "Training") -> Iterator[TrainingProgress]:
         """Progress of ``training.fit``: pass ``on_epoch`` and ``on_batch`` of what this yields to it."""
         with self.bars((label, epochs), ("  epoch 1", None)) as (epoch_bar, batch_bar):
-            yield TrainingProgress(self, epochs, epoch_bar, batch_bar)
+            prefix = "" if label == "Training" else f"{label.lower()} "  # "refit epoch 1/5": not training
+            yield TrainingProgress(self, epochs, epoch_bar, batch_bar, prefix)
 
     def _progress(self, kind: str) -> Any:
         from rich.progress import (
@@ -226,8 +227,10 @@ class TrainingProgress:
     """Callbacks for ``training.fit``: a bar over epochs with the latest validation metrics and a bar over the
     current epoch's batches with the running loss; one plain line per epoch where no bar is shown."""
 
-    def __init__(self, reporter: Reporter, epochs: int, epoch_bar: Updater, batch_bar: Updater) -> None:
-        self.reporter, self.epochs = reporter, epochs
+    def __init__(
+        self, reporter: Reporter, epochs: int, epoch_bar: Updater, batch_bar: Updater, prefix: str = ""
+    ) -> None:
+        self.reporter, self.epochs, self.prefix = reporter, epochs, prefix
         self._epoch_bar, self._batch_bar = epoch_bar, batch_bar
         self._epoch = 1
 
@@ -258,7 +261,7 @@ class TrainingProgress:
         )
         self._epoch_bar(record.epoch, info=short)
         self.reporter.step(
-            f"epoch {record.epoch:>3}/{self.epochs}  "
+            f"{self.prefix}epoch {record.epoch:>3}/{self.epochs}  "
             + "  ".join(train + val)
             + f"  ({record.seconds:.1f} s)"
         )
