@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import write_reviews
+from conftest import load_script, write_reviews
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_accuracy.py"
 FAST = [
     "word2vec.vector_size=16",
     "word2vec.epochs=2",
@@ -23,11 +20,7 @@ FAST = [
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmark_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark_accuracy")
 
 
 def _sets() -> list[str]:

@@ -41,9 +41,9 @@ def test_default_config_beats_the_tutorial_recipe(cli, tmp_path: Path) -> None:
 def test_stand_in_replicas_share_no_review_with_the_stand_in(tmp_path: Path) -> None:
     import pandas as pd
 
-    from test_stand_in_replicas import load_script
+    from conftest import load_script
 
-    script = load_script()
+    script = load_script("stand_in_replicas")
     train = SHARED / "data" / "imdb" / "train.csv.gz"
     assert script.main(["--out", str(tmp_path)]) == 0
     files = sorted(tmp_path.glob("replica-*.csv"))

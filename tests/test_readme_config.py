@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from conftest import load_script
 from sentiment.config import schema_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,11 +15,7 @@ SCRIPT = ROOT / "scripts" / "gen_config_docs.py"
 
 
 def _gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_config_docs", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_config_docs")
 
 
 def test_readme_config_reference_matches_schema() -> None:

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stand_in_replicas.py"
+from conftest import load_script
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stand_in_replicas", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_replicas_script() -> ModuleType:
+    return load_script("stand_in_replicas")
 
 
 def test_clean_lowercases_and_drops_markup_punctuation_and_stop_words() -> None:
-    clean = load_script().clean
+    clean = load_replicas_script().clean
     assert clean("This is <br /><br />GREAT, isn't it? 10/10") == "great isn t 10 10"
 
 
 def test_replicas_leave_out_the_stand_in_rows(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_replicas_script()
     reviews = [f"Review number {i} of a <i>fine</i> film!" for i in range(12_000)]
     labels = ["positive" if i % 2 else "negative" for i in range(12_000)]
     train = tmp_path / "train.csv"

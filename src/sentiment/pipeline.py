@@ -351,10 +351,17 @@ def train(
     )
 
 
-def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Path, target: Path) -> str:
+def _stop_context(signum: int | None, target: Path) -> tuple[str, str]:
+    """The signal's name, and what became of the model directory (an interrupted run never writes it)."""
     import signal
 
     name = signal.Signals(signum).name if signum else "a signal"
+    kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
+    return name, kept
+
+
+def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Path, target: Path) -> str:
+    name, kept = _stop_context(signum, target)
     state = exc.state
     where = (
         f"after epoch {state.epoch - 1}/{epochs}"
@@ -362,15 +369,11 @@ def _interrupted_message(exc: Any, signum: int | None, epochs: int, ckpt_dir: Pa
         else f"in epoch {state.epoch}/{epochs} after batch {state.batch}/{exc.n_batches}"
     )
     best = f"best epoch so far: {state.best_epoch}; " if state.best_epoch else ""
-    kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
     return f"training interrupted by {name} {where}; {best}state saved in {ckpt_dir}; {kept}"
 
 
 def _refit_interrupted_message(signum: int | None, ckpt_dir: Path, target: Path) -> str:
-    import signal
-
-    name = signal.Signals(signum).name if signum else "a signal"
-    kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
+    name, kept = _stop_context(signum, target)
     return (
         f"training interrupted by {name} during the refit on training + validation; the finished first fit "
         f"is saved in {ckpt_dir} (a resumed run redoes only the refit); {kept}"
