@@ -54,3 +54,27 @@ def test_holdout_split_with_unlabelled_text(bench, tmp_path: Path) -> None:
     )
     assert [r.system for r in rows] == ["plain", "tfidf_lr"]
     assert all(0.0 <= r.accuracy <= 1.0 for r in rows)
+
+
+def test_tail_holds_out_the_last_rows_in_file_order(bench, tmp_path: Path) -> None:
+    import pandas as pd
+
+    train = write_reviews(tmp_path / "train.csv", n=40, seed=4)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    files = bench.prepare_files(
+        bench.parse_args(["--train", str(train), "--tail", "--holdout", "0.25"]), workdir
+    )
+    frame, kept, held = pd.read_csv(train), pd.read_csv(files.train), pd.read_csv(files.test)
+    pd.testing.assert_frame_equal(kept, frame.iloc[:30].reset_index(drop=True))
+    pd.testing.assert_frame_equal(held, frame.iloc[30:].reset_index(drop=True))
+
+
+def test_default_config_runs_only_when_named(bench, tmp_path: Path) -> None:
+    assert "default" not in bench.parse_args([]).systems
+    train = write_reviews(tmp_path / "train.csv", n=300, seed=5)
+    rows = bench.main(
+        ["--train", str(train), "--tail", "--no-unlabeled", "--systems", "default", *_sets()],
+        log=lambda _: None,
+    )
+    assert [r.system for r in rows] == ["default"] and 0.0 <= rows[0].accuracy <= 1.0
