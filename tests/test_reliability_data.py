@@ -108,8 +108,8 @@ def test_data_labels_not_two_classes(cli, previous, tiny_config, tmp_path, label
 @pytest.mark.parametrize(
     ("n_positive", "expected"),
     [
-        (50, "the test split has no positive example (20 rows); use more data or a larger split"),
-        (80, "the training split has no negative example (80 rows); use more data or a larger split"),
+        (50, "the test split has no positive example (20 rows); the rows are split in file order"),
+        (80, "the training split has no negative example (80 rows); the rows are split in file order"),
     ],
     ids=["test", "training"],
 )

@@ -206,14 +206,18 @@ def _subset(data: LabelledData, idx: np.ndarray) -> LabelledData:
     return LabelledData([data.texts[i] for i in idx], data.labels[idx])
 
 
-def _check_classes(data: LabelledData, what: str) -> None:
+def _check_classes(data: LabelledData, what: str, *, shuffled: bool) -> None:
     present = set(np.unique(data.labels).tolist())
     if present != {0, 1}:
         missing = "positive" if 1 not in present else "negative"
-        raise DataError(
-            f"the {what} split has no {missing} example ({len(data.labels)} rows); use more data or a larger "
-            "split"
+        # Unshuffled splits take rows in file order, so a file sorted by label loses a class.
+        fix = (
+            "use more data or a larger split"
+            if shuffled
+            else "the rows are split in file order (data.shuffle: false); --set data.shuffle=true splits "
+            "them stratified"
         )
+        raise DataError(f"the {what} split has no {missing} example ({len(data.labels)} rows); {fix}")
 
 
 def read_unlabeled(config: DataConfig) -> list[str]:
@@ -266,9 +270,9 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
             rest.labels, fraction, shuffle=config.shuffle, seed=seed + 1, what="validation"
         )
         train, val = _subset(rest, keep), _subset(rest, out)
-        _check_classes(val, "validation")
-    _check_classes(train, "training")
-    _check_classes(test, "test")
+        _check_classes(val, "validation", shuffled=config.shuffle)
+    _check_classes(train, "training", shuffled=config.shuffle)
+    _check_classes(test, "test", shuffled=config.shuffle or bool(config.test_path))
     return Splits(
         train=train,
         val=val,
