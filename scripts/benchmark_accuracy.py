@@ -73,7 +73,7 @@ def _pick_text_column(columns: Sequence[str], wanted: str | None) -> str:
 def prepare_files(args: argparse.Namespace, workdir: Path) -> Files:
     """The run's train and test files: the given pair, or a hold-out of --train (seeded and stratified, or
     with --tail its last rows in file order, the tutorial's split)."""
-    from sentiment.dataset import read_table
+    from sentiment.data import read_table
 
     train = Path(args.train)
     frame = read_table(train)
@@ -153,7 +153,7 @@ def run_tfidf_lr(files: Files, seed: int, c: float = 4.0) -> Row:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
-    from sentiment.dataset import read_table
+    from sentiment.data import read_table
 
     start = time.perf_counter()
     columns = [files.text_column, files.label_column]

@@ -168,7 +168,7 @@ def check(run: dict[str, Any], what: str) -> None:
 
 
 def read_texts(path: Path) -> list[str]:
-    from sentiment.dataset import read_table
+    from sentiment.data import read_table
 
     return [str(t) for t in read_table(path, ["review"])["review"].tolist()]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 def main() -> None:
     import torch
 
-    from sentiment import modeldir, pipeline
+    from sentiment import atomic
 
     step_delay = float(os.environ.get("SLOW_STEP", "0"))
     if step_delay:
@@ -29,16 +29,15 @@ def main() -> None:
         torch.optim.Adam.step = slow_step
     commit_delay = float(os.environ.get("SLOW_COMMIT", "0"))
     if commit_delay:
-        commit = modeldir.commit_dir
+        commit = atomic.commit_dir
 
         def slow_commit(staging: Path, target: Path) -> None:
-            if not target.name.endswith(".checkpoint"):
+            if target.parent.name not in ("word2vec", "prepared") and not target.name.endswith(".checkpoint"):
                 print(f"committing {staging}", file=sys.stderr, flush=True)
                 time.sleep(commit_delay)
             commit(staging, target)
 
-        modeldir.commit_dir = slow_commit
-        pipeline.commit_dir = slow_commit  # imported by name there
+        atomic.commit_dir = slow_commit
     from sentiment.cli import main as cli_main
 
     cli_main()

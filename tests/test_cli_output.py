@@ -249,28 +249,3 @@ def test_shell_completion(cli) -> None:
     env = {"_SENTIMENT_COMPLETE": "complete_bash", "COMP_WORDS": "sentiment config ", "COMP_CWORD": "2"}
     result = CliRunner().invoke(app, [], prog_name="sentiment", env=env)
     assert result.exit_code == 0 and result.stdout.split() == ["show", "validate"]
-
-
-def test_download_progress_takes_over_kagglehub_output(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """kagglehub's tqdm bar and its stdout log lines must not reach our stdout / plain stderr."""
-    import logging
-
-    clients = pytest.importorskip("kagglehub.clients")
-
-    class Response:  # what kagglehub's _download_file reads from a requests response
-        def iter_content(self, size: int):
-            yield b"x" * 1_500_000
-            yield b"y" * 500_000
-
-    stream = io.StringIO()
-    original = clients.tqdm
-    with Reporter(stream=stream).download_progress():
-        logging.getLogger("kagglehub").info("Downloading from https://www.kaggle.com/...")
-        clients._download_file(Response(), str(tmp_path / "data.csv"), 0, 2_000_000, None)
-    assert clients.tqdm is original  # restored afterwards
-    assert (tmp_path / "data.csv").stat().st_size == 2_000_000
-    captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == ""
-    assert re.fullmatch(r"download: 2\.0 MB in \d+\.\d s\n", stream.getvalue())

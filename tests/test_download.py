@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY_CONFIG, write_reviews
-from sentiment.download import download_dataset
+from sentiment.download import download_dataset, download_progress
 from sentiment.errors import DataError
+from sentiment.progress import Reporter
 
 HANDLE = "someone/small-reviews"
 FILE = "reviews.csv"
@@ -69,3 +72,28 @@ def test_train_from_kaggle_handle_through_the_cli(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "cached version 4" in result.stderr
     assert "small-reviews/versions/4" in (tmp_path / "model" / "meta.json").read_text()
+
+
+def test_download_progress_takes_over_kagglehub_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kagglehub's tqdm bar and its stdout log lines must not reach our stdout / plain stderr."""
+    import logging
+
+    clients = pytest.importorskip("kagglehub.clients")
+
+    class Response:  # what kagglehub's _download_file reads from a requests response
+        def iter_content(self, size: int):
+            yield b"x" * 1_500_000
+            yield b"y" * 500_000
+
+    stream = io.StringIO()
+    original = clients.tqdm
+    with download_progress(Reporter(stream=stream)):
+        logging.getLogger("kagglehub").info("Downloading from https://www.kaggle.com/...")
+        clients._download_file(Response(), str(tmp_path / "data.csv"), 0, 2_000_000, None)
+    assert clients.tqdm is original  # restored afterwards
+    assert (tmp_path / "data.csv").stat().st_size == 2_000_000
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert re.fullmatch(r"download: 2\.0 MB in \d+\.\d s\n", stream.getvalue())

@@ -34,9 +34,11 @@ def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool, pooling
     import torch
 
     from sentiment.config import load_config
-    from sentiment.model import BagClassifier, SimpleMLP
-    from sentiment.pipeline import evaluate_model, train
+    from sentiment.evaluate import evaluate_model
+    from sentiment.model import BagClassifier
+    from sentiment.pipeline import train
     from sentiment.predictor import Predictor
+    from test_speed_paths import torch_mlp
 
     data = write_reviews(tmp_path / "reviews.csv", n=300, seed=3)
     config_path = tmp_path / "tiny.yaml"
@@ -47,44 +49,35 @@ def test_numpy_prediction_matches_torch(tmp_path: Path, fine_tune: bool, pooling
         overrides += ["model.fine_tune_embeddings=true", "features.normalize=false"]
     out = train(load_config(config_path, overrides), tmp_path / "model")
     meta = json.loads((out.model_dir / "meta.json").read_text())
-    assert meta["ngrams"] == 2
+    assert meta["text"]["ngrams"] == 2
     predictor = Predictor.load(out.model_dir)
-    grams = [w for w in predictor.vocab if " " in w]
+    vocab = predictor.encoder.vocab
+    grams = [w for w in vocab if " " in w]
     assert grams, "frequent bigrams join the vocabulary"
+    assert " " not in "".join(vocab[: predictor.encoder.n_words])  # the saved boundary: words, then n-grams
+    assert all(" " in w for w in vocab[predictor.encoder.n_words :])
 
     texts = ["the film was wonderful and brilliant", "boring plot, awful acting and a dull ending!", "great"]
     bags = predictor.encode(texts)
-    assert any(predictor.vocab[i] in grams for i in bags.ids)  # n-gram ids reach the model
+    assert any(vocab[i] in grams for i in bags.ids)  # n-gram ids reach the model
     probs, known = predictor.predict_proba(texts)
     # known_words counts words only, not the n-gram tokens matched next to them
     from sentiment.tokenizer import tokenize
 
-    words = [sum(t in predictor.index for t in tokenize(text, predictor.tokenizer)) for text in texts]
+    index = predictor.encoder.index
+    words = [sum(t in index for t in tokenize(text, predictor.encoder.settings)) for text in texts]
     assert known.tolist() == words
 
-    dims = [w.shape[0] for w, _ in predictor.layers[:-1]]
-    mlp = SimpleMLP(predictor.embeddings.shape[1], dims, predictor.activation)
-    mlp.load_state_dict(
-        {
-            k[len("mlp.") :]: torch.from_numpy(v)
-            for k, v in _tensors(out.model_dir).items()
-            if k.startswith("mlp.")
-        }
-    )
+    mlp = torch_mlp(predictor.mlp)
+    features = predictor.features
     with torch.no_grad():
         if fine_tune:
-            model = BagClassifier(predictor.embeddings, mlp, predictor.word_weights).eval()
+            model = BagClassifier(features.vectors_, mlp, features.weights_).eval()
             expected = model(torch.from_numpy(bags.ids), torch.from_numpy(bags.offsets[:-1])).numpy()
         else:
-            expected = mlp.eval()(torch.from_numpy(predictor.features(bags).astype(np.float32))).numpy()
+            expected = mlp(torch.from_numpy(features.transform(bags).astype(np.float32))).numpy()
     assert np.allclose(probs, expected, atol=1e-5)
 
     # the saved test split scored by NumPy reproduces the metrics the torch model had at training time
     metrics = evaluate_model(out.model_dir)
     assert metrics["accuracy"] == pytest.approx(out.metrics["accuracy"], abs=1e-12)
-
-
-def _tensors(model_dir: Path) -> dict[str, np.ndarray]:
-    from sentiment.modeldir import load_tensors
-
-    return load_tensors(model_dir)

@@ -11,24 +11,20 @@ import numpy as np
 import pytest
 
 from conftest import write_reviews
+from sentiment.cache import cache_dir
 from sentiment.config import load_config
-from sentiment.prepare import cache_dir, prepare
+from sentiment.prepare import prepare
 
 
 def _same(a, b) -> None:
-    assert a.wv.words == b.wv.words and np.array_equal(a.wv.vectors, b.wv.vectors)
-    assert np.array_equal(a.wv.counts, b.wv.counts)
+    assert a.encoder == b.encoder and np.array_equal(a.vectors, b.vectors)
+    assert np.array_equal(a.counts, b.counts)
     for name in ("train", "val", "test"):
         assert np.array_equal(a.bags[name].ids, b.bags[name].ids)
         assert a.bags[name].ids.dtype == b.bags[name].ids.dtype == np.int64
         assert np.array_equal(a.bags[name].offsets, b.bags[name].offsets)
         assert np.array_equal(a.labels[name], b.labels[name])
-    assert (a.source, a.rows, a.negative_label, a.positive_label) == (
-        b.source,
-        b.rows,
-        b.negative_label,
-        b.positive_label,
-    )
+    assert (a.source, a.rows, a.label_names) == (b.source, b.rows, b.label_names)
 
 
 def test_training_settings_reuse_the_prepared_data(tiny_config: Path, tmp_path: Path) -> None:
@@ -83,13 +79,13 @@ def test_changed_file_contents_are_a_miss(tmp_path: Path, tiny_config: Path) -> 
     data.write_text(text.replace("great", "grand", 1), encoding="utf-8")  # same path, one word differs
     changed = prepare(config)
     assert not changed.cache_hit
-    assert "grand" in changed.wv.words
+    assert "grand" in changed.encoder.vocab
 
 
 def test_unreadable_entry_is_prepared_again(tiny_config: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = load_config(tiny_config)
     base = prepare(config)
-    (entry,) = cache_dir().iterdir()
+    (entry,) = cache_dir("prepared").iterdir()
     (entry / "train_ids.npy").write_bytes(b"not an array")
     again = prepare(config)
     assert not again.cache_hit

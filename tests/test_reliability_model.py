@@ -86,12 +86,14 @@ def test_model_dir_weights_do_not_match_vocab(cli, model: Path) -> None:
     assert_bad_input(result, "embeddings do not match vocab.json")
 
 
-def test_model_dir_saved_by_incompatible_version(cli, model: Path) -> None:
+@pytest.mark.parametrize("version", [1, 99], ids=["before-the-restructure", "newer"])
+def test_model_dir_saved_by_incompatible_version(cli, model: Path, version: int) -> None:
     meta = json.loads((model / "meta.json").read_text())
-    meta["format_version"] = 99
+    meta["format_version"] = version
     (model / "meta.json").write_text(json.dumps(meta))
     result = predict_unchanged(cli, model, "a great film")
-    assert_bad_input(result, "model format version 99 is not supported by this sentiment (expects 1)", "retr")
+    expected = f"model format version {version} is not supported by this sentiment (expects 2)"
+    assert_bad_input(result, expected, "retrain it")
 
 
 def test_model_config_saved_by_incompatible_version(cli, model: Path, reviews_csv: Path) -> None:

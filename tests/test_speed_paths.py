@@ -16,11 +16,14 @@ import pytest
 import torch
 
 from conftest import TINY_CONFIG, write_reviews
-from sentiment.loaders import BagBatches, TensorBatches, make_loader
+from sentiment.batches import BagBatches, TensorBatches, make_loader
+from sentiment.features import Features, idf_weights, nb_weights, sif_weights
+from sentiment.mlp import ACTIVATIONS, MLPWeights
 from sentiment.model import BagClassifier, SimpleMLP
-from sentiment.modeldir import load_tensors
-from sentiment.pooling import TokenBags, encode, idf_weights, nb_weights, pool, sif_weights
-from sentiment.predictor import ACTIVATIONS, Predictor, mlp_forward, mlp_layers
+from sentiment.modeldir import ModelMeta, SavedModel
+from sentiment.pooling import pool
+from sentiment.predictor import Predictor
+from sentiment.text import TextEncoder, TokenBags, encode
 from sentiment.tokenizer import TokenizerSettings, tokenize, tokenize_many
 
 TEXTS = [
@@ -36,8 +39,16 @@ TEXTS = [
 # -- NumPy MLP / predictor vs torch ----------------------------------------------------------------------
 
 
-def _numpy_state(module: torch.nn.Module, prefix: str = "mlp.") -> dict[str, np.ndarray]:
-    return {f"{prefix}{k}": v.detach().numpy().copy() for k, v in module.state_dict().items()}
+def torch_mlp(weights: MLPWeights) -> SimpleMLP:
+    """A torch SimpleMLP holding saved NumPy weights (the reverse of SimpleMLP.export)."""
+    hidden = [w.shape[0] for w, _ in weights.layers[:-1]]
+    mlp = SimpleMLP(weights.input_dim, hidden, weights.activation)
+    linear = [m for m in mlp.net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for layer, (w, b) in zip(linear, weights.layers, strict=True):
+            layer.weight.copy_(torch.from_numpy(w))
+            layer.bias.copy_(torch.from_numpy(b))
+    return mlp.eval()
 
 
 def _randomise(module: torch.nn.Module, seed: int) -> None:
@@ -59,9 +70,9 @@ def test_numpy_mlp_matches_torch(activation: str, hidden: list[int], dropout: fl
     x = torch.randn(257, 12) * 2
     with torch.no_grad():
         expected = model(x).double().numpy()
-    layers = mlp_layers(_numpy_state(model))
-    assert len(layers) == len(hidden) + 1
-    got = mlp_forward(x.numpy(), layers, activation)
+    weights = model.export()
+    assert len(weights.layers) == len(hidden) + 1
+    got = weights.forward(x.numpy())
     assert np.abs(got - expected).max() < 1e-6
     assert expected.min() < 0.2 and expected.max() > 0.8  # the comparison covers a real range
 
@@ -92,16 +103,10 @@ VOCAB = [
 ]
 
 
-def _predictor(tensors: dict[str, np.ndarray], pooling: str, activation: str, fine_tuned: bool) -> Predictor:
-    meta: dict[str, Any] = {
-        "tokenizer": {"lowercase": True, "strip_html": True, "split": "regex"},
-        "pooling": pooling,
-        "activation": activation,
-        "threshold": 0.5,
-        "labels": {"negative": "negative", "positive": "positive"},
-        "fine_tuned_embeddings": fine_tuned,
-    }
-    return Predictor(Path("."), meta, VOCAB, tensors)
+def _predictor(features: Features, mlp: torch.nn.Module) -> Predictor:
+    meta = ModelMeta(["negative", "positive"], 0.5, {}, {}, mlp.activation, 0, [], False, "review")
+    encoder = TextEncoder(TokenizerSettings(), vocab=VOCAB, n_words=len(VOCAB))
+    return Predictor(SavedModel(meta, encoder, features, mlp.export()))
 
 
 def _weights(pooling: str, bags: TokenBags) -> np.ndarray | None:
@@ -130,10 +135,8 @@ def test_predictor_matches_torch_on_frozen_features(activation: str, pooling: st
     mlp.eval()
     with torch.no_grad():
         expected = mlp(torch.from_numpy(((features - mean) / std).astype(np.float32))).double().numpy()
-    tensors = {"embeddings": vectors, "feature_mean": mean, "feature_std": std, **_numpy_state(mlp)}
-    if weights is not None:
-        tensors["word_weights"] = weights
-    probs, known = _predictor(tensors, pooling, activation, False).predict_proba(TEXTS)
+    fitted = Features(pooling, vectors_=vectors, weights_=weights, mean_=mean, std_=std)
+    probs, known = _predictor(fitted, mlp).predict_proba(TEXTS)
     assert np.abs(probs - expected).max() < 1e-6
     assert known.tolist() == bags.lengths.tolist()
 
@@ -151,10 +154,8 @@ def test_predictor_matches_torch_on_fine_tuned_embeddings(activation: str, pooli
     model.eval()
     with torch.no_grad():
         expected = model(torch.from_numpy(bags.ids), torch.from_numpy(bags.offsets[:-1])).double().numpy()
-    tensors = {"embeddings": model.embedding.weight.detach().numpy().copy(), **_numpy_state(model.mlp)}
-    if weights is not None:
-        tensors["word_weights"] = weights
-    probs, _ = _predictor(tensors, pooling, activation, True).predict_proba(TEXTS)
+    fitted = Features(pooling, vectors_=model.embedding.weight.detach().numpy().copy(), weights_=weights)
+    probs, _ = _predictor(fitted, model.mlp).predict_proba(TEXTS)
     assert np.abs(probs - expected).max() < 1e-6
 
 
@@ -168,32 +169,22 @@ def _train_tiny(tmp_path: Path, extra: list[str]) -> Path:
     return train(load_config(config_path, ["training.epochs=3", *extra]), tmp_path / "model").model_dir
 
 
-def _saved_mlp(tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> SimpleMLP:
-    mlp = SimpleMLP(meta["input_dim"], meta["hidden_dims"], meta["activation"])
-    state = {k[len("mlp.") :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("mlp.")}
-    mlp.load_state_dict(state)
-    return mlp.eval()
-
-
 def test_saved_frozen_model_numpy_path_matches_torch(trained_model: Path) -> None:
     predictor = Predictor.load(trained_model)
-    tensors, meta = load_tensors(trained_model), json.loads((trained_model / "meta.json").read_text())
-    features = predictor.features(predictor.encode(TEXTS))
+    features = predictor.features.transform(predictor.encode(TEXTS))
     with torch.no_grad():
-        expected = _saved_mlp(tensors, meta)(torch.from_numpy(features.astype(np.float32))).double().numpy()
+        expected = torch_mlp(predictor.mlp)(torch.from_numpy(features.astype(np.float32))).double().numpy()
     probs, _ = predictor.predict_proba(TEXTS)
     assert np.abs(probs - expected).max() < 1e-6
 
 
 def test_saved_fine_tuned_model_numpy_path_matches_torch(tmp_path: Path) -> None:
     model_dir = _train_tiny(tmp_path, ["model.fine_tune_embeddings=true", "features.normalize=false"])
-    tensors, meta = load_tensors(model_dir), json.loads((model_dir / "meta.json").read_text())
-    assert meta["fine_tuned_embeddings"]
+    assert json.loads((model_dir / "meta.json").read_text())["fine_tuned_embeddings"]
     predictor = Predictor.load(model_dir)
     bags = predictor.encode(TEXTS)
-    model = BagClassifier(
-        tensors["embeddings"], _saved_mlp(tensors, meta), tensors.get("word_weights")
-    ).eval()
+    fitted = predictor.features
+    model = BagClassifier(fitted.vectors_, torch_mlp(predictor.mlp), fitted.weights_).eval()
     with torch.no_grad():
         expected = model(torch.from_numpy(bags.ids), torch.from_numpy(bags.offsets[:-1])).double().numpy()
     probs, _ = predictor.predict_proba(TEXTS)

@@ -8,18 +8,25 @@ name, then moved into place in one step), so a kill at any moment leaves either 
     tensors.safetensors  model and best weights, optimizer moments, RNG state tensors
 
 No pickle anywhere: loading a checkpoint runs no code from it. ``sentiment train --resume`` reads it back.
+
+Also here: ``ResumableFit``, which keeps the training loop resumable (random states, replaying a part-trained
+epoch, stopping on request), ``RunCheckpoint``, which ties a run's checkpoint to its config and data, and the
+signal handling that asks for a stop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import random
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +36,10 @@ from sentiment.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
+    from torch.utils.data import DataLoader
 
-    from sentiment.training import FitState
+    from sentiment.progress import Reporter
+    from sentiment.trainer import FitCallbacks, FitResult, LoopState
 
 FORMAT = "sentiment-checkpoint"
 FORMAT_VERSION = 1
@@ -58,10 +67,174 @@ def fingerprint(*arrays: np.ndarray | None) -> str:
 
 
 @dataclass
+class FitState:
+    """Where a fit stands, as plain values and tensors: enough to continue it to the same result.
+
+    ``epoch_rng`` holds the random states from when the epoch in progress began (before the loader drew its
+    batch order), ``rng`` those of now: a resume replays the batch order from the first, skips the
+    ``loop.batch`` batches already trained and then takes up the second.
+    """
+
+    loop: LoopState
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    rng: dict[str, Any]
+    epoch_rng: dict[str, Any]
+
+
+class FitStopped(Exception):
+    """``fit`` stopped on request (SIGINT / SIGTERM) after a batch; ``on_checkpoint`` got its state first."""
+
+    def __init__(self, state: FitState, n_batches: int) -> None:
+        loop = state.loop
+        super().__init__(f"stopped in epoch {loop.epoch} after batch {loop.batch}/{n_batches}")
+        self.state, self.n_batches = state, n_batches
+
+
+@dataclass
 class Checkpoint:
     config: dict[str, Any]
     fingerprint: str
     fit: FitState
+
+
+# --- random states ---
+
+
+def loader_generator(loader: DataLoader) -> torch.Generator | None:
+    """The generator drawing a loader's batch order (batches.make_loader: BatchSampler over RandomSampler)."""
+    sampler = getattr(loader, "sampler", None)
+    inner = getattr(sampler, "sampler", sampler)
+    return getattr(inner, "generator", None)
+
+
+def capture_rng(generator: torch.Generator | None) -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loader": generator.get_state() if generator is not None else None,
+    }
+
+
+def restore_rng(state: dict[str, Any], generator: torch.Generator | None) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and state["loader"] is not None:
+        generator.set_state(state["loader"])
+
+
+# --- keeping a fit resumable ---
+
+
+class ResumableFit:
+    """The training loop's bookkeeping for stops and resumes.
+
+    ``fit`` calls ``batches()`` at the start of each epoch, ``batch_done`` after each optimizer step,
+    ``epoch_done`` at the end of an epoch and ``finish`` at the end. Starting from a ``FitState``, the first
+    epoch replays the interrupted one's batch order and skips the batches it had trained.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        loader: DataLoader,
+        callbacks: FitCallbacks,
+        resume: FitState | None,
+    ) -> None:
+        from sentiment.trainer import LoopState
+
+        self.model, self.optimizer, self.scheduler, self.loader = model, optimizer, scheduler, loader
+        self.callbacks = callbacks
+        self.generator = loader_generator(loader)
+        self.n_batches = len(loader)
+        self._resume = resume
+        self.loop = LoopState()
+        if resume is not None:
+            model.load_state_dict(resume.model)
+            optimizer.load_state_dict(resume.optimizer)
+            if scheduler is not None and resume.scheduler is not None:
+                scheduler.load_state_dict(resume.scheduler)
+            self.loop = replace(resume.loop, history=list(resume.loop.history))
+        self._epoch_rng: dict[str, Any] = {}
+        self._last_checkpoint = time.monotonic()
+
+    def batches(self) -> Iterator[Any]:
+        """This epoch's batches (drawing their order), minus those a resumed epoch had already trained."""
+        loop, resume = self.loop, self._resume
+        self._resume = None  # only the first epoch resumes
+        if resume is not None:
+            restore_rng(resume.epoch_rng, self.generator)
+        else:
+            loop.batch, loop.total, loop.seen = 0, 0.0, 0
+        self._epoch_rng = capture_rng(self.generator)
+        batches = iter(self.loader)  # draws the batch order (and a seed from torch's global RNG)
+        if resume is not None and loop.batch:
+            for _ in range(loop.batch):  # already trained before the stop: replay the order, skip the work
+                next(batches)
+            restore_rng(resume.rng, self.generator)
+        return batches
+
+    def batch_done(self, loss: float, rows: int) -> None:
+        loop, callbacks = self.loop, self.callbacks
+        loop.total += loss * rows
+        loop.seen += rows
+        loop.batch += 1
+        if callbacks.on_batch is not None:
+            callbacks.on_batch(loop.batch, self.n_batches, loop.total / loop.seen)
+        if callbacks.should_stop is not None and callbacks.should_stop() and loop.batch < self.n_batches:
+            stopped = self.snapshot(self._epoch_rng)
+            if callbacks.on_checkpoint is not None:
+                callbacks.on_checkpoint(stopped)
+            raise FitStopped(stopped, self.n_batches)
+
+    def epoch_done(self, max_epochs: int) -> None:
+        """Next epoch; a checkpoint when asked to stop or when ``checkpoint_every`` seconds have passed."""
+        loop, callbacks = self.loop, self.callbacks
+        loop.epoch += 1
+        loop.finished = loop.stopped_early or loop.epoch > max_epochs
+        stop = callbacks.should_stop is not None and callbacks.should_stop()
+        due = time.monotonic() - self._last_checkpoint >= callbacks.checkpoint_every
+        if callbacks.on_checkpoint is not None and (stop or due):
+            loop.batch, loop.total, loop.seen = 0, 0.0, 0
+            snapshot = self.snapshot(capture_rng(self.generator))
+            callbacks.on_checkpoint(snapshot)
+            self._last_checkpoint = time.monotonic()
+            if stop and not loop.finished:
+                raise FitStopped(snapshot, self.n_batches)
+
+    def finish(self) -> FitResult:
+        """The best weights back in the model; the finished fit as a result."""
+        from sentiment.trainer import FitResult
+
+        loop = self.loop
+        if loop.best is not None:
+            self.model.load_state_dict(loop.best)
+        loop.finished = True
+        loop.batch, loop.total, loop.seen = 0, 0.0, 0
+        final = self.snapshot(capture_rng(self.generator))
+        return FitResult(list(loop.history), loop.best_epoch, loop.stopped_early, final)
+
+    def snapshot(self, epoch_rng: dict[str, Any]) -> FitState:
+        return FitState(
+            loop=replace(self.loop, history=list(self.loop.history)),
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+            rng=capture_rng(self.generator),
+            epoch_rng=epoch_rng,
+        )
 
 
 # --- writing ---
@@ -91,12 +264,13 @@ def save_checkpoint(path: Path, config: dict[str, Any], data_fingerprint: str, s
     """Write ``state`` to ``path`` atomically (a kill mid-write leaves the previous checkpoint, or none)."""
     from safetensors.torch import save_file
 
-    from sentiment.modeldir import commit_dir, new_staging_dir, write_json
+    from sentiment.atomic import atomic_dir
 
+    loop = state.loop
     tensors: dict[str, torch.Tensor] = {}
     for key, value in state.model.items():
         tensors[f"model/{key}"] = value
-    for key, value in (state.best or {}).items():
+    for key, value in (loop.best or {}).items():
         tensors[f"best/{key}"] = value
     optimizer_scalars: dict[str, dict[str, Any]] = {}
     for index, values in state.optimizer["state"].items():
@@ -110,17 +284,17 @@ def save_checkpoint(path: Path, config: dict[str, Any], data_fingerprint: str, s
         "format_version": FORMAT_VERSION,
         "config": config,
         "fingerprint": data_fingerprint,
-        "epoch": state.epoch,
-        "batch": state.batch,
-        "total": state.total,
-        "seen": state.seen,
-        "history": [asdict(r) for r in state.history],
-        "best_score": state.best_score,
-        "best_epoch": state.best_epoch,
-        "stale": state.stale,
-        "stopped_early": state.stopped_early,
-        "finished": state.finished,
-        "has_best": state.best is not None,
+        "epoch": loop.epoch,
+        "batch": loop.batch,
+        "total": loop.total,
+        "seen": loop.seen,
+        "history": [asdict(r) for r in loop.history],
+        "best_score": loop.best_score,
+        "best_epoch": loop.best_epoch,
+        "stale": loop.stale,
+        "stopped_early": loop.stopped_early,
+        "finished": loop.finished,
+        "has_best": loop.best is not None,
         "optimizer": {
             "param_groups": state.optimizer["param_groups"],
             "state_keys": {str(i): sorted(v) for i, v in state.optimizer["state"].items()},
@@ -132,14 +306,9 @@ def save_checkpoint(path: Path, config: dict[str, Any], data_fingerprint: str, s
     }
     # Own copies on the CPU: safetensors refuses shared storage, and the fit goes on changing live tensors.
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
-    staging = new_staging_dir(path)
-    try:
-        write_json(staging / STATE_FILE, payload)
+    with atomic_dir(path) as staging:
+        (staging / STATE_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
         save_file(tensors, str(staging / TENSORS_FILE), metadata={"format": FORMAT})
-        commit_dir(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def remove_checkpoint(path: Path) -> None:
@@ -171,7 +340,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from sentiment.training import EpochRecord, FitState
+    from sentiment.trainer import EpochRecord, LoopState
 
     if not path.is_dir():
         raise CheckpointError(f"no checkpoint to resume from at {path}; {_RESTART}")
@@ -200,7 +369,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             values.update(opt["scalars"].get(index, {}))
             optimizer_state[int(index)] = values
         groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in opt["param_groups"]]
-        fit = FitState(
+        loop = LoopState(
             epoch=int(payload["epoch"]),
             batch=int(payload["batch"]),
             total=float(payload["total"]),
@@ -211,8 +380,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
             stale=int(payload["stale"]),
             stopped_early=bool(payload["stopped_early"]),
             finished=bool(payload["finished"]),
-            model=_section(tensors, "model/"),
             best=_section(tensors, "best/") if payload["has_best"] else None,
+        )
+        fit = FitState(
+            loop=loop,
+            model=_section(tensors, "model/"),
             optimizer={"state": optimizer_state, "param_groups": groups},
             scheduler=payload["scheduler"],
             rng=_rng_join(payload["rng"], "rng", tensors),
@@ -235,6 +407,89 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: s
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+# --- a training run's checkpoint ---
+
+
+class RunCheckpoint:
+    """The checkpoint of the run that writes ``target``: what ``train --resume`` continues from.
+
+    ``open`` checks that a checkpoint to resume was made with the same config; ``check_data`` that it was
+    made from the same training data and word vectors; ``save`` writes a fit state; ``remove`` clears it once
+    the model directory is saved.
+    """
+
+    def __init__(self, target: Path, config: dict[str, Any], resume: bool, reporter: Reporter) -> None:
+        self.target, self.path, self.config = target, checkpoint_dir(target), config
+        self.saved: Checkpoint | None = None
+        self._data: Callable[[], str] = lambda: ""
+        if resume:
+            self.saved = load_checkpoint(self.path)
+            changed = config_differences(self.saved.config, config)
+            if changed:
+                raise CheckpointError(
+                    f"{self.path} was made with a different config ({'; '.join(changed[:3])}); resume with "
+                    "the same config and --set options, or run without --resume to start over"
+                )
+            loop = self.saved.fit.loop
+            where = (
+                "the first fit is complete; the refit starts over"
+                if loop.finished
+                else f"epoch {loop.epoch}, batch {loop.batch}"
+            )
+            reporter.log(f"resuming from {self.path}: {where}")
+        elif self.path.exists():
+            reporter.warn(
+                f"{self.path} holds an interrupted run; this one starts over (--resume continues it)"
+            )
+
+    @property
+    def resume_state(self) -> FitState | None:
+        return self.saved.fit if self.saved is not None else None
+
+    def check_data(self, *arrays: np.ndarray | None) -> None:
+        """Tie the checkpoint to the data a fit trains on (hashed only when a checkpoint needs it: hashing
+        about 100 MB of arrays costs a noticeable part of a short run)."""
+        self._data = functools.cache(lambda: fingerprint(*arrays))
+        if self.saved is not None and self.saved.fingerprint != self._data():
+            raise CheckpointError(
+                f"{self.path}: the training data or word vectors differ from the interrupted run (a changed "
+                "data file, or Word2Vec retrained with word2vec.workers != 1); run without --resume to start "
+                "over"
+            )
+
+    def save(self, state: FitState) -> None:
+        save_checkpoint(self.path, self.config, self._data(), state)
+
+    def remove(self) -> None:
+        remove_checkpoint(self.path)
+
+    def interrupted(self, exc: FitStopped, signum: int | None, epochs: int) -> str:
+        """The one-line message of a stop during the first fit."""
+        name, kept = self._stop_context(signum)
+        loop = exc.state.loop
+        where = (
+            f"after epoch {loop.epoch - 1}/{epochs}"
+            if loop.batch == 0
+            else f"in epoch {loop.epoch}/{epochs} after batch {loop.batch}/{exc.n_batches}"
+        )
+        best = f"best epoch so far: {loop.best_epoch}; " if loop.best_epoch else ""
+        return f"training interrupted by {name} {where}; {best}state saved in {self.path}; {kept}"
+
+    def refit_interrupted(self, signum: int | None) -> str:
+        name, kept = self._stop_context(signum)
+        return (
+            f"training interrupted by {name} during the refit on training + validation; the finished first "
+            f"fit is saved in {self.path} (a resumed run redoes only the refit); {kept}"
+        )
+
+    def _stop_context(self, signum: int | None) -> tuple[str, str]:
+        """The signal's name, and what became of the model directory (an interrupted run never writes it)."""
+        name = signal.Signals(signum).name if signum else "a signal"
+        target = self.target
+        kept = f"{target} is unchanged" if target.exists() else f"nothing was written to {target}"
+        return name, kept
 
 
 # --- signals ---

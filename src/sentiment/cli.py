@@ -176,8 +176,8 @@ def eval_(
     debug: DebugOpt = False,
 ) -> None:
     """Accuracy, precision, recall and F1 of a saved model: tables for people, one JSON object with --json."""
+    from sentiment.evaluate import evaluate_model
     from sentiment.paths import resolve_model_dir
-    from sentiment.pipeline import evaluate_model
     from sentiment.progress import Reporter
 
     # Warnings (e.g. dropped rows of --data) go to stderr, formatted as in `train`; stdout stays results only.
@@ -242,7 +242,7 @@ def predict(
     if file is not None and str(file) != "-" and is_table:
         from sentiment.report import read_text_table
 
-        table, inputs = read_text_table(file, text_column or _model_text_column(model_dir))
+        table, inputs = read_text_table(file, text_column or predictor.text_column)
     elif file is not None:
         inputs = _read_lines(file)
         if not inputs:
@@ -272,16 +272,6 @@ def predict(
     print_predictions(predictions)
 
 
-def _model_text_column(model_dir: Path) -> str:
-    import yaml
-
-    try:
-        raw = yaml.safe_load((model_dir / "config.yaml").read_text(encoding="utf-8"))
-        return str(raw["data"]["text_column"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return "review"
-
-
 @config_app.command("show")
 @_handle_errors
 def config_show(
@@ -303,8 +293,7 @@ def config_validate(
     debug: DebugOpt = False,
 ) -> None:
     """Check a config without training; exit 0 when it is valid."""
-    from sentiment.config import load_config
-    from sentiment.pipeline import check_compatible
+    from sentiment.config import check_compatible, load_config
 
     check_compatible(load_config(config, set_ or []))
     typer.echo(f"{config}: valid")

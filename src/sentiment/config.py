@@ -257,6 +257,20 @@ class Config(_Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def check_compatible(config: Config) -> None:
+    """Settings that are valid alone but not together."""
+    if config.model.fine_tune_embeddings and config.features.pooling == "mean_max":
+        raise ConfigError("features.pooling=mean_max cannot be combined with model.fine_tune_embeddings=true")
+    if config.model.fine_tune_embeddings and config.features.normalize:
+        raise ConfigError(
+            "features.normalize applies to frozen features only; unset it or model.fine_tune_embeddings"
+        )
+    if config.eval.tune_threshold and config.data.val_size == 0:
+        raise ConfigError("eval.tune_threshold needs a validation split: set data.val_size > 0")
+    if config.training.refit and config.data.val_size == 0:
+        raise ConfigError("training.refit needs a validation split: set data.val_size > 0")
+
+
 def all_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
     """Every dotted key of the schema, sections excluded."""
     keys: list[str] = []

@@ -7,12 +7,19 @@ versioned handle (``owner/slug/versions/N``), which it serves from the cache wit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sentiment.errors import DataError
+
+if TYPE_CHECKING:
+    from sentiment.progress import Reporter, Updater
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +115,54 @@ def _short_reason(exc: Exception) -> str:
     if _is_not_found(exc):
         return "404 Not Found"
     return f"{type(exc).__name__}: {text[:160]}"
+
+
+@contextlib.contextmanager
+def download_progress(reporter: Reporter) -> Iterator[None]:
+    """Route kagglehub's download progress and log lines through ``reporter`` while a download runs.
+
+    kagglehub draws tqdm bars and logs to *stdout*, which would mix control codes into our results: its
+    bars become a rich bar here (nothing without a terminal) and its log lines go to stderr.
+    """
+    try:
+        import kagglehub.clients as clients
+    except ImportError:
+        yield
+        return
+    kaggle_log = logging.getLogger("kagglehub")
+    saved_handlers, saved_level = kaggle_log.handlers[:], kaggle_log.level
+    kaggle_log.handlers[:] = [reporter.logging_handler()]
+    kaggle_log.setLevel(logging.INFO if reporter.verbose else logging.WARNING)
+    original = getattr(clients, "tqdm", None)
+
+    class _Bytes:
+        """The part of tqdm's interface kagglehub uses for a file download."""
+
+        def __init__(self, total: int | None = None, initial: int = 0, **_: Any) -> None:
+            self.total, self.done, self.start = total, initial, time.perf_counter()
+            self._stack = contextlib.ExitStack()
+            self._update: Updater = lambda *args, **kwargs: None
+
+        def __enter__(self) -> _Bytes:
+            self._update = self._stack.enter_context(reporter.bar("Downloading", self.total, kind="bytes"))
+            self._update(self.done)
+            return self
+
+        def update(self, n: int = 1) -> None:
+            self.done += n
+            self._update(self.done)
+
+        def __exit__(self, *exc: object) -> None:
+            self._stack.close()
+            seconds = time.perf_counter() - self.start
+            reporter.log(f"download: {self.done / 1e6:.1f} MB in {seconds:.1f} s")
+
+    if original is not None:
+        clients.tqdm = _Bytes
+    try:
+        yield
+    finally:
+        if original is not None:
+            clients.tqdm = original
+        kaggle_log.handlers[:] = saved_handlers
+        kaggle_log.setLevel(saved_level)

@@ -1,50 +1,52 @@
-"""The evaluator: accuracy, precision, recall, F1 and the confusion matrix (scikit-learn) at a threshold."""
+"""Re-evaluation of a saved model: on the test rows it recorded, or on another labelled file."""
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sentiment import modeldir
+from sentiment.errors import ModelDirError
 
-def compute_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
-    """Metrics of positive-class probabilities against 0/1 labels; positive when ``prob >= threshold``."""
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
-    y_true = np.asarray(y_true).astype(np.int64)
-    y_pred = (np.asarray(probs) >= threshold).astype(np.int64)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, average="binary", pos_label=1, zero_division=0
-    )
-    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
-    both = len(np.unique(y_true)) == 2
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
-        "roc_auc": float(roc_auc_score(y_true, probs)) if both else None,
-        "n": len(y_true),
-        "threshold": float(threshold),
-        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
-    }
+log = logging.getLogger(__name__)
 
 
-def best_threshold(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """The threshold maximising accuracy on (validation) data; midpoint between neighbouring scores."""
-    order = np.argsort(probs)
-    p, y = np.asarray(probs)[order], np.asarray(y_true)[order]
-    # Threshold just above p[i]: rows 0..i negative. correct(i) = negatives among 0..i + positives after i.
-    neg_cum = np.cumsum(1 - y)
-    pos_after = y.sum() - np.cumsum(y)
-    correct = np.concatenate([[y.sum()], neg_cum + pos_after])
-    best = int(np.argmax(correct))
-    if best == 0:
-        return float(min(max(p[0] / 2, 1e-6), 1 - 1e-6))
-    upper = p[best] if best < len(p) else 1.0
-    return float(min(max((p[best - 1] + upper) / 2, 1e-6), 1 - 1e-6))
+def evaluate_model(
+    model_dir: str | Path, data: str | Path | None = None, threshold: float | None = None
+) -> dict[str, Any]:
+    """Metrics of a saved model on its recorded test split, or on ``data`` (same column settings)."""
+    from sentiment.data import labelled_from_frame, read_table
+    from sentiment.metrics import compute_metrics
+    from sentiment.predictor import Predictor
+
+    model_dir = Path(model_dir)
+    start = time.perf_counter()
+    predictor = Predictor.load(model_dir)
+    names = predictor.labels
+    if data is None:
+        texts, labelled = modeldir.read_test_rows(model_dir)
+        unknown = sorted(set(labelled) - set(names))
+        if unknown:
+            raise ModelDirError(f"{model_dir}/{modeldir.TEST_ROWS}: unknown labels {unknown[:5]}")
+        index = {name: i for i, name in enumerate(names)}
+        labels = np.array([index[name] for name in labelled], dtype=np.int64)
+        source = f"{model_dir}/{modeldir.TEST_ROWS}"
+    else:
+        config = modeldir.load_config(model_dir)
+        frame = read_table(data, [config.data.text_column, config.data.label_column])
+        rows, _ = labelled_from_frame(frame, config.data, str(data), negative_label=names[0])
+        for message in rows.warnings:
+            log.warning("%s", message)
+        texts, labels, source = rows.texts, rows.labels, str(data)
+    probs, known = predictor.predict_proba(texts, workers=0)
+    metrics = compute_metrics(labels, probs, predictor.threshold if threshold is None else threshold)
+    metrics["no_known_words"] = int((known == 0).sum())
+    metrics["source"] = source
+    metrics["model"] = str(model_dir)
+    metrics["labels"] = {"negative": names[0], "positive": names[1]}
+    metrics["seconds"] = round(time.perf_counter() - start, 3)
+    return metrics

@@ -1,7 +1,8 @@
 """The classifiers: ``SimpleMLP`` over pooled vectors, and ``BagClassifier`` that fine-tunes the word vectors.
 
-Both end in a Sigmoid and are trained with ``BCELoss``. Their weights are plain tensors; the NumPy forward
-pass in ``sentiment.predictor`` mirrors them exactly so that prediction does not need torch.
+With one output they end in a Sigmoid and are trained with ``BCELoss``. ``export`` turns a trained model into
+plain arrays (``sentiment.mlp.MLPWeights`` and the token vectors), whose NumPy forward pass the predictor runs
+without torch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
+
+from sentiment.mlp import MLPWeights
 
 if TYPE_CHECKING:
     from sentiment.config import Config
@@ -24,12 +27,18 @@ ACTIVATIONS = {
 
 
 class SimpleMLP(nn.Module):
-    """input -> [Linear -> activation -> Dropout] x len(hidden_dims) -> Linear -> Sigmoid."""
+    """input -> [Linear -> activation -> Dropout] x len(hidden_dims) -> Linear (-> Sigmoid if one output)."""
 
     def __init__(
-        self, input_dim: int, hidden_dims: list[int], activation: str = "relu", dropout: float = 0.0
+        self,
+        input_dim: int,
+        hidden_dims: list[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        outputs: int = 1,
     ) -> None:
         super().__init__()
+        self.activation = activation
         layers: list[nn.Module] = []
         previous = input_dim
         for width in hidden_dims:
@@ -37,12 +46,23 @@ class SimpleMLP(nn.Module):
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             previous = width
-        layers += [nn.Linear(previous, 1), nn.Sigmoid()]
+        layers.append(nn.Linear(previous, outputs))
+        if outputs == 1:
+            layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # squeeze(-1), not squeeze(): a batch of one must stay a batch.
-        return self.net(x).squeeze(-1)
+        out = self.net(x)
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+    def export(self) -> MLPWeights:
+        """The Linear layers' weights as NumPy arrays, in order (dropout and activations hold none)."""
+        linear = [m for m in self.net if isinstance(m, nn.Linear)]
+        return MLPWeights(
+            [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy()) for m in linear],
+            self.activation,
+        )
 
 
 class BagClassifier(nn.Module):
@@ -86,8 +106,17 @@ class BagClassifier(nn.Module):
         return self.mlp(self.pooled(ids, offsets))
 
 
+def export(model: nn.Module) -> tuple[MLPWeights, np.ndarray | None]:
+    """A trained classifier as arrays: its MLP and, when fine-tuned, its token vectors (else None)."""
+    if isinstance(model, BagClassifier):
+        return model.mlp.export(), model.embedding.weight.detach().cpu().numpy().astype(np.float32)
+    if isinstance(model, SimpleMLP):
+        return model.export(), None
+    raise TypeError(f"cannot export {type(model).__name__}")
+
+
 def build_classifier(
-    config: Config, vectors: np.ndarray, word_weights: np.ndarray | None, input_dim: int
+    config: Config, vectors: np.ndarray, word_weights: np.ndarray | None, input_dim: int, outputs: int = 1
 ) -> tuple[nn.Module, list[dict] | None]:
     """A freshly initialised classifier for ``config`` and its Adam parameter groups (None: one group).
 
@@ -95,7 +124,7 @@ def build_classifier(
     over a copy of ``vectors`` whose learning rate is ``training.embedding_lr``.
     """
     m, t = config.model, config.training
-    mlp = SimpleMLP(input_dim, m.hidden_dims, m.activation, m.dropout)
+    mlp = SimpleMLP(input_dim, m.hidden_dims, m.activation, m.dropout, outputs)
     if not m.fine_tune_embeddings:
         return mlp, None
     model = BagClassifier(vectors.copy(), mlp, word_weights, m.embedding_dropout)

@@ -1,111 +1,163 @@
-"""The model directory: plain data only (JSON, YAML, CSV, safetensors), written atomically.
+"""The model directory, both ways: what ``train`` saves and what ``eval``, ``predict`` and a server load.
 
-Layout::
+Layout (plain data only: loading a model directory runs no code from it)::
 
     config.yaml         the resolved config of the run (reproduce it with `sentiment train --config`)
-    meta.json           format version, labels, threshold, tokeniser and phrases, features, data sources
+    meta.json           ModelMeta: format version, labels, threshold, text encoder, features, MLP, run facts
     vocab.json          the vocabulary, in row order of the embedding matrix
-    model.safetensors   word vectors, optional word weights / feature scaling, MLP weights
-    metrics.json        test metrics;  history.csv: per-epoch losses and validation metrics
+    model.safetensors   token vectors, optional token weights / feature scaling (sentiment.features), MLP
+                        layers (sentiment.mlp)
+    metrics.json        test and validation metrics;  history.csv: one row per epoch
     test.jsonl.gz       the test rows (text, label) so `sentiment eval` can re-evaluate
     *.png               plots of the run
 
-No pickle anywhere: loading a model directory runs no code from it.
+It is written atomically (``sentiment.atomic``). Reading it needs NumPy and safetensors only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import csv
+import gzip
+import io
 import json
-import os
-import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment import __version__
 from sentiment.errors import ModelDirError
+from sentiment.features import Features
+from sentiment.mlp import MLPWeights
+from sentiment.text import TextEncoder
+
+if TYPE_CHECKING:
+    from sentiment.config import Config
 
 FORMAT = "sentiment-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: typed meta record, explicit n-gram boundary, tensors named by sentiment.mlp
 REQUIRED_FILES = ("meta.json", "vocab.json", "model.safetensors")
+TEST_ROWS = "test.jsonl.gz"
+_RETRAIN = "retrain it with this version of sentiment"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+@dataclass
+class ModelMeta:
+    """meta.json: how to rebuild the predictor, and facts about the run that made the model."""
+
+    labels: list[str]  # class names by class index; binary: [negative, positive]
+    threshold: float
+    text: dict[str, Any]  # TextEncoder.to_dict()
+    features: dict[str, Any]  # Features.to_dict()
+    activation: str
+    input_dim: int
+    hidden_dims: list[int]
+    fine_tuned_embeddings: bool
+    text_column: str
+    data: dict[str, Any] = field(default_factory=dict)  # source, test_source, rows per split
+    device: str = "cpu"
+    best_epoch: int = 0
+    stopped_early: bool = False
+    refit: dict[str, int] | None = None  # epochs and rows of the refit on training + validation
+    word2vec_cache_hit: bool = False
+    prepared_cache_hit: bool = False
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    sentiment_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.hidden_dims) + 1
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelMeta:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-def remove_stale_staging(target: Path) -> None:
-    """Remove what a killed run left next to ``target`` (its staging or .old directory): never in place."""
-    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
-        for leftover in target.parent.glob(pattern):
-            pid = leftover.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                shutil.rmtree(leftover, ignore_errors=True)
+@dataclass
+class SavedModel:
+    """Everything prediction needs, as plain arrays and settings."""
+
+    meta: ModelMeta
+    encoder: TextEncoder
+    features: Features
+    mlp: MLPWeights
 
 
-def new_staging_dir(target: Path) -> Path:
-    """An empty sibling directory to write a model into before it is moved into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(target)
-    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    return staging
+@dataclass
+class RunReport:
+    """What a training run leaves beside the model: metrics, history, test rows and plots."""
+
+    metrics: dict[str, Any]  # {"test": ..., "validation": ..., "threshold": ...}
+    history: list[dict[str, Any]]
+    test_labels: np.ndarray  # class index of each test row
+    test_probs: np.ndarray
+    write_test_rows: Any  # callable(path): writes TEST_ROWS (from the data or the prepared-data cache)
 
 
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    return result == 0
+# -- writing --
 
 
-def commit_dir(staging: Path, target: Path) -> None:
-    """Move a fully written staging directory to ``target``, replacing any previous model atomically."""
-    for path in staging.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
-    if not target.exists():
-        os.rename(staging, target)
-    elif target.is_dir() and _rename_exchange(staging, target):
-        shutil.rmtree(staging)  # now holds the previous model
-    else:
-        # Fallback: two renames; the previous model stays on disk (as .old) until the new one is in place.
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.rename(target, old)
-        os.rename(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        fd = os.open(target.parent, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def save(target: Path, config: Config, model: SavedModel, report: RunReport) -> Path:
+    """Write the model directory under a temporary name, then move it into place in one step."""
+    from safetensors.numpy import save as safetensors_bytes
+
+    from sentiment.atomic import atomic_dir
+    from sentiment.paths import remember_last_model
+    from sentiment.plots import write_plots
+
+    tensors = {**model.features.to_tensors(), **model.mlp.to_tensors()}
+    with atomic_dir(target) as staging:
+        (staging / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        (staging / "meta.json").write_text(_json(asdict(model.meta)), encoding="utf-8")
+        (staging / "vocab.json").write_text(_json(model.encoder.vocab), encoding="utf-8")
+        # Bytes written by us, not safetensors.save_file, whose file is private (0600) whatever the umask.
+        arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        (staging / "model.safetensors").write_bytes(safetensors_bytes(arrays, metadata={"format": FORMAT}))
+        (staging / "metrics.json").write_text(_json(report.metrics), encoding="utf-8")
+        (staging / "history.csv").write_text(_history_csv(report.history), encoding="utf-8")
+        report.write_test_rows(staging / TEST_ROWS)
+        write_plots(
+            staging,
+            report.history,
+            report.test_labels,
+            report.test_probs,
+            report.metrics["test"],
+            best_epoch=model.meta.best_epoch,
+            labels=tuple(model.meta.labels),
+        )
+    remember_last_model(target)
+    return target
 
 
-def save_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
-    from safetensors.numpy import save
+def _history_csv(history: list[dict[str, Any]]) -> str:
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=list(history[0]) if history else ["epoch"])
+    writer.writeheader()
+    writer.writerows(history)
+    return out.getvalue()
 
-    # Bytes written by us, not safetensors.save_file, whose file is private (0600) whatever the umask says:
-    # a model directory should be as readable as the other files beside it.
-    path.write_bytes(save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata))
+
+def write_test_rows(path: Path, texts: list[str], labels: np.ndarray, names: list[str]) -> None:
+    """The test split as JSON lines (text, label name): any text (newlines, quotes, megabytes) round-trips."""
+    encoder = json.JSONEncoder(ensure_ascii=False).encode
+    label_json = [encoder(name) for name in names]
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+        fh.writelines(
+            f'{{"text": {encoder(text)}, "label": {label_json[int(y)]}}}\n'
+            for text, y in zip(texts, labels, strict=True)
+        )
+
+
+# -- reading --
 
 
 def _read_json(path: Path) -> Any:
@@ -116,8 +168,8 @@ def _read_json(path: Path) -> Any:
         raise ModelDirError(f"{path}: corrupted ({reason}); retrain or re-download the model") from None
 
 
-def check_model_dir(model_dir: Path) -> dict[str, Any]:
-    """Validate the directory's presence, files and format; returns meta.json."""
+def read_meta(model_dir: Path) -> ModelMeta:
+    """Check the directory's presence, files and format version; returns its meta record."""
     if not model_dir.exists():
         raise ModelDirError(
             f"model directory not found: {model_dir}; pass --model DIR of a trained model "
@@ -130,16 +182,19 @@ def check_model_dir(model_dir: Path) -> dict[str, Any]:
         raise ModelDirError(
             f"{model_dir}: missing {', '.join(missing)}; it is not a complete model directory (retrain it)"
         )
-    meta = _read_json(model_dir / "meta.json")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    raw = _read_json(model_dir / "meta.json")
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ModelDirError(f"{model_dir}/meta.json: not a sentiment model (format field missing)")
-    version = meta.get("format_version")
+    version = raw.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelDirError(
             f"{model_dir}: model format version {version} is not supported by this sentiment "
-            f"(expects {FORMAT_VERSION}); retrain it with this version"
+            f"(expects {FORMAT_VERSION}); {_RETRAIN}"
         )
-    return meta
+    try:
+        return ModelMeta.from_dict(raw)
+    except TypeError as exc:
+        raise ModelDirError(f"{model_dir}/meta.json: incomplete ({exc}); {_RETRAIN}") from None
 
 
 def load_vocab(model_dir: Path) -> list[str]:
@@ -168,3 +223,68 @@ def load_tensors(model_dir: Path) -> dict[str, np.ndarray]:
         else:
             what = f"{path}: weights are truncated or corrupted ({reason})"
         raise ModelDirError(f"{what}; retrain or re-download the model") from None
+
+
+def load(model_dir: str | Path) -> SavedModel:
+    """The model in ``model_dir``, checked for consistency; any problem is a one-line ModelDirError."""
+    model_dir = Path(model_dir)
+    meta = read_meta(model_dir)
+    vocab, tensors = load_vocab(model_dir), load_tensors(model_dir)
+    try:
+        model = SavedModel(
+            meta,
+            TextEncoder.from_dict(meta.text, vocab),
+            Features.from_saved(meta.features, tensors),
+            MLPWeights.from_tensors(tensors, meta.activation, meta.n_layers),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelDirError(f"{model_dir}: inconsistent model files ({exc}); {_RETRAIN}") from None
+    _check(model_dir, model)
+    return model
+
+
+def _check(model_dir: Path, model: SavedModel) -> None:
+    where = model_dir / "model.safetensors"
+    vectors = model.features.vectors_
+    if vectors.ndim != 2 or vectors.shape[0] != len(model.encoder.vocab):
+        raise ModelDirError(f"{where}: embeddings do not match vocab.json ({len(model.encoder.vocab)} words)")
+    if model.mlp.input_dim != model.features.dim:
+        raise ModelDirError(
+            f"{where}: MLP input size {model.mlp.input_dim} does not match features of size "
+            f"{model.features.dim}"
+        )
+    if model.mlp.outputs != (1 if len(model.meta.labels) == 2 else len(model.meta.labels)):
+        raise ModelDirError(f"{where}: {model.mlp.outputs} outputs for labels {model.meta.labels}")
+
+
+def load_config(model_dir: Path) -> Config:
+    """The resolved config the model was trained with."""
+    from sentiment.config import config_from_dict, read_yaml
+    from sentiment.errors import ConfigError
+
+    path = model_dir / "config.yaml"
+    if not path.is_file():
+        raise ModelDirError(f"{model_dir}: missing config.yaml; it is not a complete model directory")
+    try:
+        return config_from_dict(read_yaml(path), source=str(path))
+    except ConfigError as exc:
+        raise ModelDirError(
+            f"{exc}; the model was saved by an incompatible sentiment version: retrain it"
+        ) from None
+
+
+def read_test_rows(model_dir: Path) -> tuple[list[str], list[str]]:
+    """The saved test split: texts and label names."""
+    path = model_dir / TEST_ROWS
+    if not path.is_file():
+        raise ModelDirError(f"{model_dir}: missing {TEST_ROWS}; pass --data FILE to evaluate on a file")
+    texts, labels = [], []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                texts.append(row["text"])
+                labels.append(row["label"])
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelDirError(f"{path}: unreadable ({type(exc).__name__}); pass --data FILE instead") from None
+    return texts, labels

@@ -24,11 +24,9 @@ def last_model_file() -> Path:
 
 
 def remember_last_model(model_dir: Path) -> None:
-    pointer = last_model_file()
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pointer.with_name(f".last_model.{os.getpid()}")
-    tmp.write_text(str(model_dir.resolve()) + "\n", encoding="utf-8")
-    os.replace(tmp, pointer)
+    from sentiment.atomic import write_atomic
+
+    write_atomic(last_model_file(), str(model_dir.resolve()) + "\n")
 
 
 def resolve_model_dir(model: str | Path | None) -> Path:

@@ -1,106 +1,19 @@
-"""Averaging: each text becomes the (weighted) mean of its known word vectors, computed without a Python loop
-per token. NumPy only, shared by training and prediction so both compute features the same way.
+"""Pooling kernels: each text becomes the (weighted) mean of its known token vectors, computed without a
+Python loop per token. NumPy only; ``sentiment.features`` calls them for training and prediction alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from itertools import chain, pairwise, repeat
+from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from sentiment.text import TokenBags
+
 POOLINGS = ("mean", "tfidf", "sif", "nb", "mean_max")
 WEIGHTED_POOLINGS = ("tfidf", "sif", "nb")
-
-
-@dataclass
-class TokenBags:
-    """Known-word ids of many texts, flattened: text i owns ``ids[offsets[i]:offsets[i + 1]]``."""
-
-    ids: np.ndarray  # int64
-    offsets: np.ndarray  # int64, len = n_texts + 1
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def subset(self, rows: np.ndarray) -> TokenBags:
-        """Bags of the given rows, in that order (vectorised gather)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        starts, lengths = self.offsets[rows], self.lengths[rows]
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        # index of each output token in self.ids: start of its row + position inside the row
-        pos = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        return TokenBags(self.ids[np.repeat(starts, lengths) + pos], offsets)
-
-
-def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> TokenBags:
-    """Map tokens to vocabulary ids, dropping unknown words."""
-    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-    total = int(lengths.sum())
-    tokens = chain.from_iterable(token_lists)
-    ids = np.fromiter(map(index.get, tokens, repeat(-1)), dtype=np.int64, count=total)
-    known = ids >= 0
-    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
-    counts = np.bincount(doc[known], minlength=len(token_lists))
-    offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return TokenBags(ids[known], offsets)
-
-
-def encode_texts(
-    texts: Sequence[str], tokens_of: Callable[[str], list[str]], index: dict[str, int], chunk: int = 4096
-) -> TokenBags:
-    """Tokenise (``tokens_of``) and encode texts a chunk at a time: one chunk's tokens are held at most."""
-    return concat_bags(
-        [encode([tokens_of(t) for t in texts[i : i + chunk]], index) for i in range(0, len(texts), chunk)]
-    )
-
-
-def concat_bags(parts: Sequence[TokenBags]) -> TokenBags:
-    """The bags of several parts, one after the other."""
-    if not parts:
-        return TokenBags(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
-    shifts = np.cumsum([0] + [len(p.ids) for p in parts[:-1]])
-    offsets = [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
-    return TokenBags(np.concatenate([p.ids for p in parts]), np.concatenate(offsets))
-
-
-def idf_weights(bags: TokenBags, vocab_size: int) -> np.ndarray:
-    """Smoothed inverse document frequency of every word over the given texts (scikit-learn's formula)."""
-    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
-    pairs = np.unique(doc * vocab_size + bags.ids)
-    df = np.bincount(pairs % vocab_size, minlength=vocab_size)
-    return (np.log((1 + len(bags)) / (1 + df)) + 1).astype(np.float32)
-
-
-def sif_weights(counts: np.ndarray, a: float) -> np.ndarray:
-    """Smooth inverse frequency a / (a + p(w)) (Arora et al. 2017)."""
-    p = counts / max(int(counts.sum()), 1)
-    return (a / (a + p)).astype(np.float32)
-
-
-def nb_weights(
-    bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float, floor: float
-) -> np.ndarray:
-    """|log-count ratio| + ``floor`` of every word: how strongly it leans to one class (Wang & Manning 2012).
-
-    The ratio compares the share of positive and of negative training texts that contain the word, each
-    smoothed by ``alpha``; words that say little about the label (ratio near 0) then count little in the mean.
-    """
-    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
-    pairs = np.unique(doc * vocab_size + bags.ids)  # a word counts once per text, as in NBSVM
-    words, rows = pairs % vocab_size, pairs // vocab_size
-    positive = np.asarray(labels)[rows] == 1
-    pos = np.bincount(words[positive], minlength=vocab_size) + alpha
-    neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
-    ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
-    return (np.abs(ratio) + floor).astype(np.float32)
 
 
 def output_dim(pooling: str, vector_size: int) -> int:

@@ -169,59 +169,6 @@ class Reporter:
             transient=True,  # the summary lines stay; the bars go once a stage ends
         )
 
-    @contextlib.contextmanager
-    def download_progress(self) -> Iterator[None]:
-        """Route kagglehub's download progress and log lines through this reporter while a download runs.
-
-        kagglehub draws tqdm bars and logs to *stdout*, which would mix control codes into our results: its
-        bars become a rich bar here (nothing without a terminal) and its log lines go to stderr.
-        """
-        try:
-            import kagglehub.clients as clients
-        except ImportError:
-            yield
-            return
-        kaggle_log = logging.getLogger("kagglehub")
-        saved_handlers, saved_level = kaggle_log.handlers[:], kaggle_log.level
-        kaggle_log.handlers[:] = [self.logging_handler()]
-        kaggle_log.setLevel(logging.INFO if self.verbose else logging.WARNING)
-        original = getattr(clients, "tqdm", None)
-        reporter = self
-
-        class _Bytes:
-            """The part of tqdm's interface kagglehub uses for a file download."""
-
-            def __init__(self, total: int | None = None, initial: int = 0, **_: Any) -> None:
-                self.total, self.done, self.start = total, initial, time.perf_counter()
-                self._stack = contextlib.ExitStack()
-                self._update: Updater = _noop
-
-            def __enter__(self) -> _Bytes:
-                self._update = self._stack.enter_context(
-                    reporter.bar("Downloading", self.total, kind="bytes")
-                )
-                self._update(self.done)
-                return self
-
-            def update(self, n: int = 1) -> None:
-                self.done += n
-                self._update(self.done)
-
-            def __exit__(self, *exc: object) -> None:
-                self._stack.close()
-                seconds = time.perf_counter() - self.start
-                reporter.log(f"download: {self.done / 1e6:.1f} MB in {seconds:.1f} s")
-
-        if original is not None:
-            clients.tqdm = _Bytes
-        try:
-            yield
-        finally:
-            if original is not None:
-                clients.tqdm = original
-            kaggle_log.handlers[:] = saved_handlers
-            kaggle_log.setLevel(saved_level)
-
 
 class TrainingProgress:
     """Callbacks for ``training.fit``: a bar over epochs with the latest validation metrics and a bar over the

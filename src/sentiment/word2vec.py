@@ -1,18 +1,15 @@
-"""Word2Vec (gensim) on the training (+ unlabelled) text, with a content-addressed cache of the vectors.
+"""Word2Vec (gensim) on the training (+ unlabelled) text, its vectors kept in ``sentiment.cache``.
 
 The corpus is written once to a plain text file (one tokenised text per line) and gensim trains from it with
 ``corpus_file``: every worker thread reads its own part of the file outside the GIL, and the token lists are
-not held in memory a second time. The file's SHA-256 plus every Word2Vec setting keys the cache, so a hit is
-impossible when the text or any setting differs.
+not held in memory a second time. The file's SHA-256 plus every Word2Vec setting keys the cache entry, so a
+hit is impossible when the text or any setting differs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -23,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment import cache
 from sentiment.parallel import cpu_count
-from sentiment.paths import home_dir
 
 if TYPE_CHECKING:
     from sentiment.config import Word2VecConfig
@@ -99,38 +96,20 @@ def write_corpus(token_lists: Iterable[list[str]], path: Path) -> Corpus:
     return Corpus(path, digest.hexdigest(), lines, counts)
 
 
-def cache_dir() -> Path:
-    return home_dir() / "word2vec"
-
-
-def save_vectors(wv: WordVectors, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.json").write_text(json.dumps(wv.words, ensure_ascii=False), encoding="utf-8")
-    np.save(directory / "vectors.npy", wv.vectors, allow_pickle=False)
-    np.save(directory / "counts.npy", wv.counts, allow_pickle=False)
-
-
 def load_cached_vectors(key: str) -> WordVectors | None:
     """The cache entry ``key``, or None when it is missing or unreadable."""
-    target = cache_dir() / key
-    if not (target / "vectors.npy").exists():
+    entry = cache.load("word2vec", key)
+    if entry is None:
         return None
     try:
-        wv = load_vectors(target)
-    except (OSError, ValueError) as exc:
-        log.warning("Word2Vec cache entry %s is unreadable (%s)", target, exc)
+        words = entry.meta["words"]
+        vectors, counts = entry.array("vectors"), entry.array("counts")
+        if vectors.shape[0] != len(words) or counts.shape[0] != len(words):
+            raise ValueError("vocabulary and vectors disagree")
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("Word2Vec cache entry %s is unreadable (%s)", entry.directory, exc)
         return None
-    wv.cache_key = key
-    return wv
-
-
-def load_vectors(directory: Path) -> WordVectors:
-    words = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-    vectors = np.load(directory / "vectors.npy", allow_pickle=False)
-    counts = np.load(directory / "counts.npy", allow_pickle=False)
-    if vectors.shape[0] != len(words) or counts.shape[0] != len(words):
-        raise ValueError("vocabulary and vectors disagree")
-    return WordVectors(words, vectors, counts)
+    return WordVectors(words, vectors, counts, cache_key=key)
 
 
 def train_word2vec(
@@ -150,14 +129,14 @@ def train_word2vec(
             from sentiment.errors import DataError
 
             raise DataError("no tokens to train Word2Vec on: every training text is empty after tokenisation")
-        keyed = json.dumps({"corpus": corpus.sha256, **settings}, sort_keys=True).encode()
-        key = hashlib.sha256(keyed).hexdigest()[:32]
+        key = cache.make_key("word2vec", {"corpus": corpus.sha256, **settings})
         cached = load_cached_vectors(key) if use_cache else None
         if cached is not None:
-            log.info("Word2Vec: reusing cached vectors %s", cache_dir() / key)
+            log.info("Word2Vec: reusing cached vectors %s", cache.cache_dir("word2vec") / key)
             return cached, True
         wv = _train(corpus, settings, on_epoch)
-    if use_cache and _store(wv, cache_dir() / key):
+    arrays = {"vectors": wv.vectors, "counts": wv.counts}
+    if use_cache and cache.store("word2vec", key, {"words": wv.words}, arrays) is not None:
         wv.cache_key = key
     return wv, False
 
@@ -257,17 +236,3 @@ def _make_cum_table(model: Any, domain: int = 2**31 - 1) -> None:
         model.cum_table = np.zeros(0, dtype=np.uint32)
         return
     model.cum_table = np.rint(cumulative / cumulative[-1] * domain).astype(np.uint32)
-
-
-def _store(wv: WordVectors, target: Path) -> bool:
-    # Write under a temporary name and rename: a concurrent or interrupted run never sees half an entry.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        save_vectors(wv, tmp)
-        os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        log.warning("could not write the Word2Vec cache at %s: %s", target, exc)
-        return False
-    return True

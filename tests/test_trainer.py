@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from sentiment.batches import TensorBatches, make_loader
 from sentiment.config import TrainingConfig
 from sentiment.errors import ConfigError
-from sentiment.evaluate import best_threshold, compute_metrics
-from sentiment.loaders import TensorBatches, make_loader
+from sentiment.metrics import best_threshold, compute_metrics
 from sentiment.model import SimpleMLP
-from sentiment.training import fit, resolve_device
+from sentiment.runtime import resolve_device
+from sentiment.trainer import fit
 
 
 def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

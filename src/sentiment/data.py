@@ -1,8 +1,8 @@
-"""Data: read a local file or a Kaggle download, map labels to 0/1, split into train / validation / test."""
+"""Data: read a local file or a Kaggle download, map labels to class indices, split into train / validation /
+test. Warnings (dropped rows) are returned with the data, so a cached run can repeat them."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sentiment.config import DataConfig
-
-log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = {
     ".csv": "csv",
@@ -95,8 +93,8 @@ def _first_bad_utf8(path: Path) -> str:
 @dataclass
 class LabelledData:
     texts: list[str]
-    labels: np.ndarray  # int64 0/1
-    dropped: int = 0
+    labels: np.ndarray  # int64 class index: 0 negative, 1 positive
+    warnings: list[str] = field(default_factory=list)
 
 
 def labelled_from_frame(
@@ -108,8 +106,7 @@ def labelled_from_frame(
     keep = texts.notna() & labels.notna()
     keep &= texts.astype(str).str.strip().ne("")
     dropped = int((~keep).sum())
-    if dropped:
-        log.warning("%s: dropped %d row(s) with an empty text or label", source, dropped)
+    warnings = [f"{source}: dropped {dropped} row(s) with an empty text or label"] if dropped else []
     texts, labels = texts[keep], labels[keep]
     if texts.empty:
         raise DataError(f"{source}: no rows left after dropping empty texts and labels")
@@ -130,7 +127,7 @@ def labelled_from_frame(
             )
     negative = negative_label or next(c for c in classes if c != positive)
     y = (label_str == positive).to_numpy(dtype=np.int64)
-    return LabelledData(texts.astype(str).tolist(), y, dropped), negative
+    return LabelledData(texts.astype(str).tolist(), y, warnings), negative
 
 
 def _label_str(value: object) -> str:
@@ -149,11 +146,11 @@ class Splits:
     train: LabelledData
     val: LabelledData | None
     test: LabelledData
-    negative_label: str
-    positive_label: str
+    label_names: list[str]  # by class index
     unlabeled: list[str] = field(default_factory=list)
     source: str = ""
     test_source: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def resolve_data_path(config: DataConfig) -> Path:
@@ -251,10 +248,12 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     if config.max_rows:
         frame = frame.iloc[: config.max_rows]
     data, negative = labelled_from_frame(frame, config, str(path))
+    warnings = list(data.warnings)
     test_source = str(path)
     if config.test_path:
         test_frame = read_table(config.test_path, columns)
         test, _ = labelled_from_frame(test_frame, config, config.test_path, negative_label=negative)
+        warnings += test.warnings
         rest = data
         test_source = str(Path(config.test_path).expanduser())
     else:
@@ -277,9 +276,9 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         train=train,
         val=val,
         test=test,
-        negative_label=negative,
-        positive_label=config.positive_label,
+        label_names=[negative, config.positive_label],
         unlabeled=read_unlabeled(config),
         source=str(path),
         test_source=test_source,
+        warnings=warnings,
     )

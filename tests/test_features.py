@@ -3,7 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentiment.pooling import encode, idf_weights, nb_weights, pool, sif_weights
+from sentiment.features import idf_weights, nb_weights, sif_weights
+from sentiment.pooling import pool
+from sentiment.text import TextEncoder, encode
 
 VOCAB = ["good", "bad", "film", "plot"]
 INDEX = {w: i for i, w in enumerate(VOCAB)}
@@ -70,11 +72,9 @@ def test_idf_is_scikit_learns_smoothed_idf() -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 4, 100])
 def test_encode_texts_in_chunks_equals_encoding_all_at_once(chunk: int) -> None:
-    from sentiment.pooling import encode, encode_texts
-
     texts = ["good film", "", "bad bad plot", "unknown", "a good plot", "film film film", "", "good"]
-    index = {"good": 0, "bad": 1, "film": 2, "plot": 3}
-    whole = encode([t.split() for t in texts], index)
-    chunked = encode_texts(texts, str.split, index, chunk=chunk)
+    encoder = TextEncoder(vocab=["good", "bad", "film", "plot"], n_words=4)
+    whole = encode([t.split() for t in texts], encoder.index)
+    chunked = encoder.encode(texts, chunk=chunk)
     assert np.array_equal(chunked.ids, whole.ids) and np.array_equal(chunked.offsets, whole.offsets)
-    assert len(encode_texts([], str.split, index)) == 0
+    assert len(encoder.encode([])) == 0

@@ -1,4 +1,4 @@
-"""PyTorch DataLoaders over features that are already in memory.
+"""PyTorch datasets and DataLoaders over features that are already in memory.
 
 Batches are index tensors into one feature tensor (or one flattened token-id array), never a sample at a time:
 the loader's sampler yields a whole batch of indices and the dataset slices it in one go.
@@ -6,11 +6,19 @@ the loader's sampler yields a whole batch of indices and the dataset slices it i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from sentiment.pooling import TokenBags, concat_bags
+from sentiment.text import TokenBags, concat_bags
+
+if TYPE_CHECKING:
+    from sentiment.config import TrainingConfig
+    from sentiment.features import Features
+    from sentiment.prepare import Prepared
 
 
 class TensorBatches(Dataset):
@@ -52,6 +60,27 @@ class BagBatches(Dataset):
         index = torch.as_tensor(rows, dtype=torch.int64)
         labels = self.labels.index_select(0, index)
         return torch.from_numpy(sub.ids), torch.from_numpy(sub.offsets[:-1]), labels
+
+
+def make_datasets(
+    prepared: Prepared, features: Features, fine_tune: bool, train_features: np.ndarray | None = None
+) -> dict[str, Dataset | None]:
+    """A dataset per split: token-id bags when the embeddings are fine-tuned, else fitted feature rows
+    (``train_features``: the training rows ``Features.fit_transform`` already computed)."""
+    out: dict[str, Dataset | None] = {}
+    for name, bags in prepared.bags.items():
+        labels = prepared.labels[name]
+        if bags is None or labels is None:
+            out[name] = None
+        elif fine_tune:
+            out[name] = BagBatches(bags, labels)
+        else:
+            x = train_features if name == "train" and train_features is not None else features.transform(bags)
+            out[name] = TensorBatches(
+                torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                torch.as_tensor(labels, dtype=torch.float32),
+            )
+    return out
 
 
 def concat_batches(first: Dataset, second: Dataset) -> Dataset:
@@ -99,3 +128,31 @@ GPU_RESIDENT_BYTES = 1 << 30
 
 def _nbytes(dataset: TensorBatches) -> int:
     return dataset.features.element_size() * dataset.features.nelement()
+
+
+@dataclass
+class Loaders:
+    train: DataLoader  # shuffled, seeded
+    train_eval: DataLoader  # the training rows in order, for the training accuracy of each epoch
+    val: DataLoader | None
+    test: DataLoader
+
+
+def make_loaders(
+    datasets: dict[str, Dataset | None], config: TrainingConfig, seed: int, device: torch.device
+) -> Loaders:
+    train = datasets["train"]
+    assert train is not None and datasets["test"] is not None
+    eval_batch = max(config.batch_size, 1024)
+
+    def ordered(dataset: Dataset) -> DataLoader:
+        return make_loader(dataset, eval_batch, shuffle=False, seed=0, device=device)
+
+    return Loaders(
+        train=make_loader(
+            train, config.batch_size, shuffle=True, seed=seed, num_workers=config.num_workers, device=device
+        ),
+        train_eval=ordered(train),
+        val=ordered(datasets["val"]) if datasets["val"] is not None else None,
+        test=ordered(datasets["test"]),
+    )

@@ -1,0 +1,109 @@
+"""One way to write anything we keep: under a temporary sibling name, then moved into place in one step.
+
+A reader (or a run killed half-way) therefore sees the old content or the new, never a mix. Used by the model
+directory, training checkpoints, both caches, the last-model pointer and prediction CSVs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove what a killed writer left next to ``target`` (its staging or .old directory): never in place."""
+    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+        for leftover in target.parent.glob(pattern):
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def commit_dir(staging: Path, target: Path) -> None:
+    """Move a fully written ``staging`` directory to ``target``, replacing a previous one atomically."""
+    _fsync_tree(staging)
+    if not target.exists():
+        os.rename(staging, target)
+    elif target.is_dir() and _rename_exchange(staging, target):
+        shutil.rmtree(staging)  # now holds the previous content
+    else:
+        # Fallback: two renames; the previous content stays on disk (as .old) until the new one is in place.
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.rename(target, old)
+        os.rename(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        fd = os.open(target.parent, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield an empty staging directory; when the block ends without error it becomes ``target``.
+
+    ``keep_existing``: a cache entry that another process wrote meanwhile holds the same content, so keep it
+    and drop ours. On any error (Ctrl-C included) the staging directory goes and ``target`` is untouched.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(target)
+    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        yield staging
+        if keep_existing and target.exists():
+            shutil.rmtree(staging)
+        else:
+            commit_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace the file ``path`` with ``data`` in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

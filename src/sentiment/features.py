@@ -1,0 +1,158 @@
+"""Fitted features, scikit-learn style: ``Features(...).fit`` learns from the training texts, ``transform``
+turns any texts' token bags into the classifier's input.
+
+What it learns: one weight per token (tf-idf, SIF or NB weighting of the mean) and, for frozen features, the
+training mean and standard deviation used to standardise them. It also holds the token vectors it pools,
+replaced by the fine-tuned ones after training. Training and the predictor both use it. NumPy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sentiment.pooling import POOLINGS, output_dim, pool
+
+if TYPE_CHECKING:
+    from sentiment.config import FeaturesConfig
+    from sentiment.text import TokenBags
+
+# Tensor names in model.safetensors.
+EMBEDDINGS, WORD_WEIGHTS, FEATURE_MEAN, FEATURE_STD = (
+    "embeddings",
+    "word_weights",
+    "feature_mean",
+    "feature_std",
+)
+
+
+def idf_weights(bags: TokenBags, vocab_size: int) -> np.ndarray:
+    """Smoothed inverse document frequency of every token over the given texts (scikit-learn's formula)."""
+    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
+    pairs = np.unique(doc * vocab_size + bags.ids)
+    df = np.bincount(pairs % vocab_size, minlength=vocab_size)
+    return (np.log((1 + len(bags)) / (1 + df)) + 1).astype(np.float32)
+
+
+def sif_weights(counts: np.ndarray, a: float) -> np.ndarray:
+    """Smooth inverse frequency a / (a + p(w)) (Arora et al. 2017)."""
+    p = counts / max(int(counts.sum()), 1)
+    return (a / (a + p)).astype(np.float32)
+
+
+def nb_weights(
+    bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float, floor: float
+) -> np.ndarray:
+    """|log-count ratio| + ``floor`` of every token: how strongly it leans to one class (Wang & Manning 2012).
+
+    The ratio compares the share of positive and of negative training texts that contain the token, each
+    smoothed by ``alpha``; tokens saying little about the label (ratio near 0) then count little in the mean.
+    """
+    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
+    pairs = np.unique(doc * vocab_size + bags.ids)  # a token counts once per text, as in NBSVM
+    words, rows = pairs % vocab_size, pairs // vocab_size
+    positive = np.asarray(labels)[rows] == 1
+    pos = np.bincount(words[positive], minlength=vocab_size) + alpha
+    neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
+    ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
+    return (np.abs(ratio) + floor).astype(np.float32)
+
+
+@dataclass
+class Features:
+    """Pooling settings (``__init__``) and what ``fit`` learns (the attributes ending in ``_``)."""
+
+    pooling: str = "mean"
+    sif_a: float = 1e-3
+    nb_alpha: float = 1.0
+    nb_floor: float = 0.1
+    normalize: bool = False
+    vectors_: np.ndarray | None = None  # (vocab, dim) token vectors that are pooled
+    weights_: np.ndarray | None = None  # (vocab,) weight of each token in the mean, or None: plain mean
+    mean_: np.ndarray | None = None  # (dim,) standardisation, when normalize
+    std_: np.ndarray | None = None
+
+    @classmethod
+    def from_config(cls, config: FeaturesConfig) -> Features:
+        return cls(config.pooling, config.sif_a, config.nb_alpha, config.nb_floor, config.normalize)
+
+    @property
+    def dim(self) -> int:
+        """Width of the feature rows ``transform`` returns."""
+        self._check_fitted()
+        return output_dim(self.pooling, self.vectors_.shape[1])
+
+    def fit(self, bags: TokenBags, labels: np.ndarray, vectors: np.ndarray, counts: np.ndarray) -> Features:
+        self.fit_transform(bags, labels, vectors, counts, transform=False)
+        return self
+
+    def fit_transform(
+        self,
+        bags: TokenBags,
+        labels: np.ndarray,
+        vectors: np.ndarray,
+        counts: np.ndarray,
+        *,
+        transform: bool = True,
+    ) -> np.ndarray | None:
+        """Learn token weights (and scaling) from the training texts; their features when ``transform``."""
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling '{self.pooling}' is not one of {', '.join(POOLINGS)}")
+        vocab_size = len(vectors)
+        self.vectors_, self.mean_, self.std_ = vectors, None, None
+        self.weights_ = {
+            "tfidf": lambda: idf_weights(bags, vocab_size),
+            "sif": lambda: sif_weights(counts, self.sif_a),
+            "nb": lambda: nb_weights(bags, labels, vocab_size, self.nb_alpha, self.nb_floor),
+        }.get(self.pooling, lambda: None)()
+        if not (transform or self.normalize):
+            return None
+        x = pool(bags, vectors, self.pooling, self.weights_)
+        if self.normalize:
+            self.mean_ = x.mean(axis=0).astype(np.float32)
+            self.std_ = (x.std(axis=0) + 1e-6).astype(np.float32)
+            x = (x - self.mean_) / self.std_
+        return x
+
+    def transform(self, bags: TokenBags) -> np.ndarray:
+        """One float32 row per text: the (weighted) pooled vectors, standardised when fitted so."""
+        self._check_fitted()
+        x = pool(bags, self.vectors_, self.pooling, self.weights_)
+        if self.mean_ is not None and self.std_ is not None:
+            x = (x - self.mean_) / self.std_
+        return x
+
+    def with_vectors(self, vectors: np.ndarray) -> Features:
+        """The same fitted features over other token vectors (the fine-tuned ones, after training)."""
+        return replace(self, vectors_=vectors)
+
+    def _check_fitted(self) -> None:
+        if self.vectors_ is None:
+            raise RuntimeError("Features is not fitted: call fit() first")
+
+    # -- the model directory: settings in meta.json, arrays in model.safetensors --
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pooling": self.pooling,
+            "sif_a": self.sif_a,
+            "nb_alpha": self.nb_alpha,
+            "nb_floor": self.nb_floor,
+            "normalize": self.normalize,
+        }
+
+    def to_tensors(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        named = {EMBEDDINGS: self.vectors_, WORD_WEIGHTS: self.weights_, FEATURE_MEAN: self.mean_}
+        named[FEATURE_STD] = self.std_
+        return {name: array for name, array in named.items() if array is not None}
+
+    @classmethod
+    def from_saved(cls, raw: dict[str, Any], tensors: dict[str, np.ndarray]) -> Features:
+        features = cls(**raw)
+        features.vectors_ = tensors[EMBEDDINGS]
+        features.weights_ = tensors.get(WORD_WEIGHTS)
+        features.mean_, features.std_ = tensors.get(FEATURE_MEAN), tensors.get(FEATURE_STD)
+        return features

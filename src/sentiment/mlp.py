@@ -1,0 +1,83 @@
+"""The MLP head as NumPy arrays: the names its layers are saved under, and the forward pass prediction runs.
+
+``sentiment.model`` exports its trained ``SimpleMLP`` to ``MLPWeights`` (and nothing else names the tensors);
+the predictor loads them back and runs ``forward`` without torch (a test checks agreement with torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+
+
+ACTIVATIONS = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
+    "gelu": _gelu_tanh,
+}
+
+
+def layer_names(i: int) -> tuple[str, str]:
+    """Tensor names of the i-th Linear layer (0-based, in order from the input)."""
+    return f"mlp.{i}.weight", f"mlp.{i}.bias"
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@dataclass
+class MLPWeights:
+    """(weight, bias) of each Linear layer, in order, and the hidden activation."""
+
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    activation: str
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("an MLP needs at least one layer")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation '{self.activation}'")
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.layers[0][0].shape[1])
+
+    @property
+    def outputs(self) -> int:
+        return int(self.layers[-1][0].shape[0])
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(rows, outputs) pre-activation scores of the last layer, in float64 for accuracy."""
+        act = ACTIVATIONS[self.activation]
+        h = x.astype(np.float64, copy=False)
+        for i, (weight, bias) in enumerate(self.layers):
+            h = h @ weight.T.astype(np.float64) + bias.astype(np.float64)
+            if i < len(self.layers) - 1:
+                h = act(h)
+        return h
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Probability of the positive class per row (one sigmoid output: the binary task)."""
+        if self.outputs != 1:
+            raise ValueError(f"forward() is the binary head; this MLP has {self.outputs} outputs")
+        return sigmoid(self.logits(x)[:, 0])
+
+    def to_tensors(self) -> dict[str, np.ndarray]:
+        out = {}
+        for i, (weight, bias) in enumerate(self.layers):
+            w_name, b_name = layer_names(i)
+            out[w_name], out[b_name] = weight, bias
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray], activation: str, n_layers: int) -> MLPWeights:
+        return cls([tuple(tensors[name] for name in layer_names(i)) for i in range(n_layers)], activation)

@@ -1,0 +1,136 @@
+"""Text -> token ids, in one place: tokeniser settings, learnt phrases, word n-grams and the vocabulary.
+
+A ``TextEncoder`` is built once in training (``sentiment.prepare``), saved with the model and used again by
+the cache and the predictor, so every side turns a text into the same ids. Pure Python and NumPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from itertools import chain, repeat
+from typing import Any
+
+import numpy as np
+
+from sentiment.ngrams import add_ngrams
+from sentiment.phrases import apply_phrases
+from sentiment.tokenizer import TokenizerSettings, tokenize
+
+
+@dataclass
+class TokenBags:
+    """Known-token ids of many texts, flattened: text i owns ``ids[offsets[i]:offsets[i + 1]]``."""
+
+    ids: np.ndarray  # int64
+    offsets: np.ndarray  # int64, len = n_texts + 1
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, rows: np.ndarray) -> TokenBags:
+        """Bags of the given rows, in that order (vectorised gather)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, lengths = self.offsets[rows], self.lengths[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # index of each output token in self.ids: start of its row + position inside the row
+        pos = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        return TokenBags(self.ids[np.repeat(starts, lengths) + pos], offsets)
+
+
+def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> TokenBags:
+    """Map tokens to vocabulary ids, dropping unknown ones."""
+    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+    total = int(lengths.sum())
+    tokens = chain.from_iterable(token_lists)
+    ids = np.fromiter(map(index.get, tokens, repeat(-1)), dtype=np.int64, count=total)
+    known = ids >= 0
+    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
+    counts = np.bincount(doc[known], minlength=len(token_lists))
+    offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return TokenBags(ids[known], offsets)
+
+
+def concat_bags(parts: Sequence[TokenBags]) -> TokenBags:
+    """The bags of several parts, one after the other."""
+    if not parts:
+        return TokenBags(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    shifts = np.cumsum([0] + [len(p.ids) for p in parts[:-1]])
+    offsets = [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
+    return TokenBags(np.concatenate([p.ids for p in parts]), np.concatenate(offsets))
+
+
+@dataclass
+class TextEncoder:
+    """How a text becomes token ids: ``tokenize`` -> phrases -> n-grams -> vocabulary look-up.
+
+    ``vocab[:n_words]`` are words (Word2Vec's, phrases included); the rest are n-grams, whose vectors start
+    from their words' (``sentiment.ngrams``). Unknown tokens are dropped.
+    """
+
+    settings: TokenizerSettings = field(default_factory=TokenizerSettings)
+    phrases: frozenset[str] = frozenset()
+    ngrams: int = 1
+    vocab: list[str] = field(default_factory=list)
+    n_words: int = 0
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {w: i for i, w in enumerate(self.vocab)}
+
+    def words(self, text: str) -> list[str]:
+        """The word tokens of a text (what Word2Vec learns from): tokeniser, then phrases."""
+        tokens = tokenize(text, self.settings)
+        return apply_phrases(tokens, self.phrases) if self.phrases else tokens
+
+    def tokens(self, words: Sequence[str]) -> list[str]:
+        """Word tokens plus their n-grams: what is looked up in the vocabulary."""
+        return add_ngrams(words, self.ngrams) if self.ngrams > 1 else list(words)
+
+    def encode_words(self, word_lists: Sequence[Sequence[str]]) -> TokenBags:
+        """Ids of texts already split into words (the training texts, tokenised once)."""
+        # n-grams are added a slice at a time: the longer token lists are never all held at once
+        return encode([self.tokens(w) for w in word_lists] if self.ngrams > 1 else word_lists, self.index)
+
+    def encode(self, texts: Sequence[str], chunk: int = 4096) -> TokenBags:
+        """Ids of raw texts, a chunk at a time: one chunk's tokens are held at most."""
+        index = self.index
+        return concat_bags(
+            [
+                encode([self.tokens(self.words(t)) for t in texts[i : i + chunk]], index)
+                for i in range(0, len(texts), chunk)
+            ]
+        )
+
+    def known_words(self, bags: TokenBags) -> np.ndarray:
+        """Known words per text: ids below ``n_words`` (n-gram tokens are not words)."""
+        if self.n_words >= len(self.vocab):
+            return bags.lengths
+        doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
+        return np.bincount(doc[bags.ids < self.n_words], minlength=len(bags))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the vocabulary (saved apart, as a plain JSON list)."""
+        return {
+            "tokenizer": asdict(self.settings),
+            "phrases": sorted(self.phrases),
+            "ngrams": self.ngrams,
+            "n_words": self.n_words,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], vocab: list[str]) -> TextEncoder:
+        return cls(
+            TokenizerSettings.from_dict(raw["tokenizer"]),
+            frozenset(raw["phrases"]),
+            int(raw["ngrams"]),
+            vocab,
+            int(raw["n_words"]),
+        )

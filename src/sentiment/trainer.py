@@ -1,0 +1,192 @@
+"""The training loop: BCELoss + Adam, validation after each epoch, early stopping back to the best weights.
+
+Stopping on a signal, periodic checkpoints and resuming mid-epoch are ``sentiment.checkpoint.ResumableFit``'s
+job; the loop only tells it where it stands.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from sentiment.config import TrainingConfig
+from sentiment.metrics import compute_metrics
+
+if TYPE_CHECKING:
+    from sentiment.checkpoint import FitState
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_accuracy: float | None = None  # of the epoch's final weights, when fit gets a train_eval_loader
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    val_f1: float | None = None
+    lr: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class LoopState:
+    """Where a fit stands between two batches (with the weights, what a checkpoint holds)."""
+
+    epoch: int = 1  # the epoch in progress, 1-based
+    batch: int = 0  # batches of that epoch already trained
+    total: float = 0.0  # running loss sum and sample count of that epoch
+    seen: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    stale: int = 0
+    stopped_early: bool = False
+    finished: bool = False  # no epoch left to train (the last one ended, or early stopping fired)
+    best: dict[str, torch.Tensor] | None = None  # weights of the best epoch so far
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord]
+    best_epoch: int
+    stopped_early: bool
+    final: FitState  # the finished fit as a checkpoint state (resuming from it trains nothing)
+
+    def history_rows(self) -> list[dict]:
+        return [asdict(r) for r in self.history]
+
+
+@dataclass
+class FitCallbacks:
+    """What the caller hears of a fit, and how it asks it to stop (all optional)."""
+
+    on_epoch: Callable[[EpochRecord], None] | None = None
+    on_batch: Callable[[int, int, float], None] | None = None  # (batch, n_batches, running loss)
+    should_stop: Callable[[], bool] | None = None  # polled after every batch and epoch
+    on_checkpoint: Callable[[FitState], None] | None = None  # on a stop, and every checkpoint_every seconds
+    checkpoint_every: float = 60.0
+
+
+def to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> list[torch.Tensor]:
+    non_blocking = device.type == "cuda"
+    return [t.to(device, non_blocking=non_blocking) for t in batch]
+
+
+@torch.no_grad()
+def predict_probs(
+    model: nn.Module, loader: DataLoader, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) over a loader, in loader order."""
+    model.eval()
+    probs, labels = [], []
+    for batch in loader:
+        *inputs, y = to_device(batch, device)
+        probs.append(model(*inputs).float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainingConfig, device: torch.device, param_groups: list[dict] | None
+) -> tuple[torch.optim.Optimizer, Any]:
+    """Adam (fused: one kernel per step, about 4x faster than foreach on CPU for a large fine-tuned
+    embedding) and the configured learning-rate schedule (None for none)."""
+    params = param_groups or model.parameters()
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    scheduler: Any = None
+    if config.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    elif config.lr_schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    return optimizer, scheduler
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None,
+    config: TrainingConfig,
+    device: torch.device,
+    *,
+    param_groups: list[dict] | None = None,
+    train_eval_loader: DataLoader | None = None,
+    callbacks: FitCallbacks | None = None,
+    resume: FitState | None = None,
+) -> FitResult:
+    """Train ``model`` in place; with validation, stop early and restore the best weights.
+
+    ``train_eval_loader`` (the training rows, unshuffled) adds each epoch's training accuracy to its record.
+    ``resume`` continues from a checkpoint state, batch for batch as if the run had never stopped; a stop
+    requested through ``callbacks.should_stop`` raises ``checkpoint.FitStopped``.
+    """
+    from sentiment.checkpoint import ResumableFit
+
+    callbacks = callbacks or FitCallbacks()
+    model.to(device)
+    optimizer, scheduler = make_optimizer(model, config, device, param_groups)
+    criterion = nn.BCELoss()
+    run = ResumableFit(model, optimizer, scheduler, train_loader, callbacks, resume)
+    loop = run.loop
+    while not loop.finished and loop.epoch <= config.epochs:
+        start = time.perf_counter()
+        model.train()
+        for batch in run.batches():
+            *inputs, y = to_device(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(model(*inputs), y)
+            loss.backward()
+            optimizer.step()
+            run.batch_done(loss.item(), len(y))
+        record = EpochRecord(loop.epoch, loop.total / max(loop.seen, 1), lr=optimizer.param_groups[0]["lr"])
+        if val_loader is not None:
+            _validate(model, val_loader, device, record)
+        record.seconds = time.perf_counter() - start
+        loop.history.append(record)
+        if train_eval_loader is not None:
+            probs, y = predict_probs(model, train_eval_loader, device)
+            record.train_accuracy = float(np.mean((probs >= 0.5) == (y >= 0.5)))
+        if callbacks.on_epoch is not None:
+            callbacks.on_epoch(record)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(record.val_loss if record.val_loss is not None else record.train_loss)
+        elif scheduler is not None:
+            scheduler.step()
+        _early_stopping(loop, record, model, config, val_loader is not None)
+        run.epoch_done(config.epochs)
+    return run.finish()
+
+
+def _validate(model: nn.Module, loader: DataLoader, device: torch.device, record: EpochRecord) -> None:
+    probs, labels = predict_probs(model, loader, device)
+    clipped = np.clip(probs, 1e-7, 1 - 1e-7)
+    record.val_loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
+    metrics = compute_metrics(labels, probs)
+    record.val_accuracy, record.val_f1 = metrics["accuracy"], metrics["f1"]
+
+
+def _early_stopping(
+    loop: LoopState, record: EpochRecord, model: nn.Module, config: TrainingConfig, validated: bool
+) -> None:
+    """Keep the best epoch's weights (by ``config.monitor``); stop after ``patience`` epochs without gain."""
+    if not validated:
+        loop.best_epoch = record.epoch
+        return
+    value = getattr(record, config.monitor)
+    score = -value if config.monitor == "val_loss" else value  # higher is better once loss is negated
+    if score > loop.best_score:
+        loop.best_score, loop.stale, loop.best_epoch = score, 0, record.epoch
+        loop.best = copy.deepcopy(model.state_dict())
+    else:
+        loop.stale += 1
+        if config.patience and loop.stale >= config.patience:
+            loop.stopped_early = True
