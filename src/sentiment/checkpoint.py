@@ -9,9 +9,8 @@ name, then moved into place in one step), so a kill at any moment leaves either 
 
 No pickle anywhere: loading a checkpoint runs no code from it. ``sentiment train --resume`` reads it back.
 
-Also here: ``ResumableFit``, which keeps the training loop resumable (random states, replaying a part-trained
-epoch, stopping on request), ``RunCheckpoint``, which ties a run's checkpoint to its config and data, and the
-signal handling that asks for a stop.
+Also here: ``RunCheckpoint``, which ties a run's checkpoint to its config and data, and the signal handling
+that asks for a stop (``sentiment.resume`` keeps the loop itself resumable).
 """
 
 from __future__ import annotations
@@ -20,26 +19,23 @@ import contextlib
 import functools
 import hashlib
 import json
-import random
 import shutil
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sentiment.errors import CheckpointError
+from sentiment.fit_state import FitState, FitStopped
 
 if TYPE_CHECKING:
     import torch
-    from torch.utils.data import DataLoader
 
     from sentiment.progress import Reporter
-    from sentiment.trainer import FitCallbacks, FitResult, LoopState
 
 FORMAT = "sentiment-checkpoint"
 FORMAT_VERSION = 1
@@ -67,174 +63,10 @@ def fingerprint(*arrays: np.ndarray | None) -> str:
 
 
 @dataclass
-class FitState:
-    """Where a fit stands, as plain values and tensors: enough to continue it to the same result.
-
-    ``epoch_rng`` holds the random states from when the epoch in progress began (before the loader drew its
-    batch order), ``rng`` those of now: a resume replays the batch order from the first, skips the
-    ``loop.batch`` batches already trained and then takes up the second.
-    """
-
-    loop: LoopState
-    model: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    scheduler: dict[str, Any] | None
-    rng: dict[str, Any]
-    epoch_rng: dict[str, Any]
-
-
-class FitStopped(Exception):
-    """``fit`` stopped on request (SIGINT / SIGTERM) after a batch; ``on_checkpoint`` got its state first."""
-
-    def __init__(self, state: FitState, n_batches: int) -> None:
-        loop = state.loop
-        super().__init__(f"stopped in epoch {loop.epoch} after batch {loop.batch}/{n_batches}")
-        self.state, self.n_batches = state, n_batches
-
-
-@dataclass
 class Checkpoint:
     config: dict[str, Any]
     fingerprint: str
     fit: FitState
-
-
-# --- random states ---
-
-
-def loader_generator(loader: DataLoader) -> torch.Generator | None:
-    """The generator drawing a loader's batch order (batches.make_loader: BatchSampler over RandomSampler)."""
-    sampler = getattr(loader, "sampler", None)
-    inner = getattr(sampler, "sampler", sampler)
-    return getattr(inner, "generator", None)
-
-
-def capture_rng(generator: torch.Generator | None) -> dict[str, Any]:
-    import torch
-
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "loader": generator.get_state() if generator is not None else None,
-    }
-
-
-def restore_rng(state: dict[str, Any], generator: torch.Generator | None) -> None:
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if generator is not None and state["loader"] is not None:
-        generator.set_state(state["loader"])
-
-
-# --- keeping a fit resumable ---
-
-
-class ResumableFit:
-    """The training loop's bookkeeping for stops and resumes.
-
-    ``fit`` calls ``batches()`` at the start of each epoch, ``batch_done`` after each optimizer step,
-    ``epoch_done`` at the end of an epoch and ``finish`` at the end. Starting from a ``FitState``, the first
-    epoch replays the interrupted one's batch order and skips the batches it had trained.
-    """
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        loader: DataLoader,
-        callbacks: FitCallbacks,
-        resume: FitState | None,
-    ) -> None:
-        from sentiment.trainer import LoopState
-
-        self.model, self.optimizer, self.scheduler, self.loader = model, optimizer, scheduler, loader
-        self.callbacks = callbacks
-        self.generator = loader_generator(loader)
-        self.n_batches = len(loader)
-        self._resume = resume
-        self.loop = LoopState()
-        if resume is not None:
-            model.load_state_dict(resume.model)
-            optimizer.load_state_dict(resume.optimizer)
-            if scheduler is not None and resume.scheduler is not None:
-                scheduler.load_state_dict(resume.scheduler)
-            self.loop = replace(resume.loop, history=list(resume.loop.history))
-        self._epoch_rng: dict[str, Any] = {}
-        self._last_checkpoint = time.monotonic()
-
-    def batches(self) -> Iterator[Any]:
-        """This epoch's batches (drawing their order), minus those a resumed epoch had already trained."""
-        loop, resume = self.loop, self._resume
-        self._resume = None  # only the first epoch resumes
-        if resume is not None:
-            restore_rng(resume.epoch_rng, self.generator)
-        else:
-            loop.batch, loop.total, loop.seen = 0, 0.0, 0
-        self._epoch_rng = capture_rng(self.generator)
-        batches = iter(self.loader)  # draws the batch order (and a seed from torch's global RNG)
-        if resume is not None and loop.batch:
-            for _ in range(loop.batch):  # already trained before the stop: replay the order, skip the work
-                next(batches)
-            restore_rng(resume.rng, self.generator)
-        return batches
-
-    def batch_done(self, loss: float, rows: int) -> None:
-        loop, callbacks = self.loop, self.callbacks
-        loop.total += loss * rows
-        loop.seen += rows
-        loop.batch += 1
-        if callbacks.on_batch is not None:
-            callbacks.on_batch(loop.batch, self.n_batches, loop.total / loop.seen)
-        if callbacks.should_stop is not None and callbacks.should_stop() and loop.batch < self.n_batches:
-            stopped = self.snapshot(self._epoch_rng)
-            if callbacks.on_checkpoint is not None:
-                callbacks.on_checkpoint(stopped)
-            raise FitStopped(stopped, self.n_batches)
-
-    def epoch_done(self, max_epochs: int) -> None:
-        """Next epoch; a checkpoint when asked to stop or when ``checkpoint_every`` seconds have passed."""
-        loop, callbacks = self.loop, self.callbacks
-        loop.epoch += 1
-        loop.finished = loop.stopped_early or loop.epoch > max_epochs
-        stop = callbacks.should_stop is not None and callbacks.should_stop()
-        due = time.monotonic() - self._last_checkpoint >= callbacks.checkpoint_every
-        if callbacks.on_checkpoint is not None and (stop or due):
-            loop.batch, loop.total, loop.seen = 0, 0.0, 0
-            snapshot = self.snapshot(capture_rng(self.generator))
-            callbacks.on_checkpoint(snapshot)
-            self._last_checkpoint = time.monotonic()
-            if stop and not loop.finished:
-                raise FitStopped(snapshot, self.n_batches)
-
-    def finish(self) -> FitResult:
-        """The best weights back in the model; the finished fit as a result."""
-        from sentiment.trainer import FitResult
-
-        loop = self.loop
-        if loop.best is not None:
-            self.model.load_state_dict(loop.best)
-        loop.finished = True
-        loop.batch, loop.total, loop.seen = 0, 0.0, 0
-        final = self.snapshot(capture_rng(self.generator))
-        return FitResult(list(loop.history), loop.best_epoch, loop.stopped_early, final)
-
-    def snapshot(self, epoch_rng: dict[str, Any]) -> FitState:
-        return FitState(
-            loop=replace(self.loop, history=list(self.loop.history)),
-            model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
-            rng=capture_rng(self.generator),
-            epoch_rng=epoch_rng,
-        )
 
 
 # --- writing ---
@@ -340,7 +172,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from sentiment.trainer import EpochRecord, LoopState
+    from sentiment.fit_state import EpochRecord, LoopState
 
     if not path.is_dir():
         raise CheckpointError(f"no checkpoint to resume from at {path}; {_RESTART}")

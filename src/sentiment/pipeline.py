@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentiment.checkpoint import FitStopped, RunCheckpoint, StopRequest
+from sentiment.checkpoint import RunCheckpoint, StopRequest
 from sentiment.config import Config, check_compatible
 from sentiment.errors import ConfigError, TrainingInterrupted
 from sentiment.features import Features
+from sentiment.fit_state import FitStopped
 from sentiment.prepare import Prepared, prepare
 from sentiment.progress import Reporter
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from sentiment.batches import Loaders
+    from sentiment.fit_state import FitResult
     from sentiment.modeldir import SavedModel
-    from sentiment.trainer import FitResult
 
 
 @dataclass
@@ -141,7 +142,8 @@ def fit_classifier(
     checkpoint: RunCheckpoint,
 ) -> tuple[nn.Module, FitResult]:
     """A fresh classifier trained with early stopping on the validation split; Ctrl-C leaves a checkpoint."""
-    from sentiment.trainer import FitCallbacks, fit
+    from sentiment.fit_state import FitCallbacks
+    from sentiment.trainer import fit
 
     model, param_groups = _build(config, features)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -212,7 +214,8 @@ def refit_classifier(
     import torch
 
     from sentiment.batches import concat_batches, make_loader
-    from sentiment.trainer import FitCallbacks, fit
+    from sentiment.fit_state import FitCallbacks
+    from sentiment.trainer import fit
 
     tcfg, epochs = config.training, max(fitted.best_epoch, 1)
     torch.manual_seed(config.seed)

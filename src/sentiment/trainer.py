@@ -1,17 +1,14 @@
 """The training loop: BCELoss + Adam, validation after each epoch, early stopping back to the best weights.
 
-Stopping on a signal, periodic checkpoints and resuming mid-epoch are ``sentiment.checkpoint.ResumableFit``'s
+Stopping on a signal, periodic checkpoints and resuming mid-epoch are ``sentiment.resume.ResumableFit``'s
 job; the loop only tells it where it stands.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,61 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sentiment.config import TrainingConfig
+from sentiment.fit_state import EpochRecord, FitCallbacks, FitResult, FitState, LoopState
 from sentiment.metrics import compute_metrics
-
-if TYPE_CHECKING:
-    from sentiment.checkpoint import FitState
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    train_accuracy: float | None = None  # of the epoch's final weights, when fit gets a train_eval_loader
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    val_f1: float | None = None
-    lr: float = 0.0
-    seconds: float = 0.0
-
-
-@dataclass
-class LoopState:
-    """Where a fit stands between two batches (with the weights, what a checkpoint holds)."""
-
-    epoch: int = 1  # the epoch in progress, 1-based
-    batch: int = 0  # batches of that epoch already trained
-    total: float = 0.0  # running loss sum and sample count of that epoch
-    seen: int = 0
-    history: list[EpochRecord] = field(default_factory=list)
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    stale: int = 0
-    stopped_early: bool = False
-    finished: bool = False  # no epoch left to train (the last one ended, or early stopping fired)
-    best: dict[str, torch.Tensor] | None = None  # weights of the best epoch so far
-
-
-@dataclass
-class FitResult:
-    history: list[EpochRecord]
-    best_epoch: int
-    stopped_early: bool
-    final: FitState  # the finished fit as a checkpoint state (resuming from it trains nothing)
-
-    def history_rows(self) -> list[dict]:
-        return [asdict(r) for r in self.history]
-
-
-@dataclass
-class FitCallbacks:
-    """What the caller hears of a fit, and how it asks it to stop (all optional)."""
-
-    on_epoch: Callable[[EpochRecord], None] | None = None
-    on_batch: Callable[[int, int, float], None] | None = None  # (batch, n_batches, running loss)
-    should_stop: Callable[[], bool] | None = None  # polled after every batch and epoch
-    on_checkpoint: Callable[[FitState], None] | None = None  # on a stop, and every checkpoint_every seconds
-    checkpoint_every: float = 60.0
+from sentiment.resume import ResumableFit
 
 
 def to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> list[torch.Tensor]:
@@ -127,10 +72,8 @@ def fit(
 
     ``train_eval_loader`` (the training rows, unshuffled) adds each epoch's training accuracy to its record.
     ``resume`` continues from a checkpoint state, batch for batch as if the run had never stopped; a stop
-    requested through ``callbacks.should_stop`` raises ``checkpoint.FitStopped``.
+    requested through ``callbacks.should_stop`` raises ``fit_state.FitStopped``.
     """
-    from sentiment.checkpoint import ResumableFit
-
     callbacks = callbacks or FitCallbacks()
     model.to(device)
     optimizer, scheduler = make_optimizer(model, config, device, param_groups)
