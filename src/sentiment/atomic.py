@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 
 def _pid_alive(pid: int) -> bool:
@@ -94,16 +95,24 @@ def atomic_dir(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Replace the file ``path`` with ``data`` in one step."""
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """An open file (text: UTF-8, newlines untranslated) that replaces ``path`` in one step when the block
+    ends without error; on any error ``path`` is untouched and nothing is left beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     try:
-        if isinstance(data, str):
-            tmp.write_text(data, encoding="utf-8")
-        else:
-            tmp.write_bytes(data)
+        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace the file ``path`` with ``data`` in one step."""
+    if not isinstance(data, str | bytes):
+        raise TypeError(f"write_atomic takes str or bytes, not {type(data).__name__}")
+    with atomic_file(path, "w" if isinstance(data, str) else "wb") as fh:
+        fh.write(data)

@@ -1,0 +1,55 @@
+"""TextEncoder: one way from text to token ids for training, the cache and prediction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from sentiment.ngrams import add_ngrams
+from sentiment.phrases import apply_phrases
+from sentiment.text import TextEncoder, encode
+from sentiment.tokenizer import TokenizerSettings, tokenize, tokenize_many
+
+TEXTS = [
+    "Special effects were NOT good at all!",
+    "<br />the special effects, the acting: not good",
+    "",
+    "unknown words only",
+]
+WORDS = ["special_effects", "were", "not", "good", "at", "all", "!", "the", "acting"]
+GRAMS = ["not good", "special_effects were", "good at"]
+
+
+def _encoder() -> TextEncoder:
+    settings = TokenizerSettings(negation=False)
+    return TextEncoder(settings, frozenset({"special_effects"}), 2, WORDS + GRAMS, len(WORDS))
+
+
+def test_raw_texts_and_pre_tokenised_training_texts_get_the_same_ids() -> None:
+    encoder = _encoder()
+    words = [apply_phrases(t, encoder.phrases) for t in tokenize_many(TEXTS, encoder.settings)]
+    by_words, by_text = encoder.encode_words(words), encoder.encode(TEXTS)
+    assert np.array_equal(by_words.ids, by_text.ids) and np.array_equal(by_words.offsets, by_text.offsets)
+    # and both are the plain composition: tokenise -> phrases -> n-grams -> look-up
+    expected = encode(
+        [add_ngrams(apply_phrases(tokenize(t), encoder.phrases), 2) for t in TEXTS], encoder.index
+    )
+    assert np.array_equal(by_text.ids, expected.ids)
+    first = [encoder.vocab[i] for i in by_text.ids[by_text.offsets[0] : by_text.offsets[1]]]
+    assert "special_effects" in first and "not good" in first and "special_effects were" in first
+
+
+def test_known_words_count_words_not_ngrams() -> None:
+    encoder = _encoder()
+    bags = encoder.encode(TEXTS)
+    assert encoder.known_words(bags).tolist() == [7, 6, 0, 0]
+    assert bags.lengths.tolist()[0] > 7  # the n-gram tokens are in the bag too
+
+
+def test_saved_and_loaded_encoder_encodes_alike() -> None:
+    encoder = _encoder()
+    raw = json.loads(json.dumps(encoder.to_dict()))  # what meta.json holds
+    loaded = TextEncoder.from_dict(raw, list(encoder.vocab))
+    assert loaded == encoder
+    assert np.array_equal(loaded.encode(TEXTS).ids, encoder.encode(TEXTS).ids)
