@@ -90,23 +90,27 @@ class TextEncoder:
         tokens = tokenize(text, self.settings)
         return apply_phrases(tokens, self.phrases) if self.phrases else tokens
 
-    def tokens(self, words: Sequence[str]) -> list[str]:
+    def tokens(self, words: list[str]) -> list[str]:
         """Word tokens plus their n-grams: what is looked up in the vocabulary."""
-        return add_ngrams(words, self.ngrams) if self.ngrams > 1 else list(words)
+        return add_ngrams(words, self.ngrams) if self.ngrams > 1 else words
 
-    def encode_words(self, word_lists: Sequence[Sequence[str]]) -> TokenBags:
+    def encode_words(self, word_lists: Sequence[list[str]]) -> TokenBags:
         """Ids of texts already split into words (the training texts, tokenised once)."""
         # n-grams are added a slice at a time: the longer token lists are never all held at once
         return encode([self.tokens(w) for w in word_lists] if self.ngrams > 1 else word_lists, self.index)
 
     def encode(self, texts: Sequence[str], chunk: int = 4096) -> TokenBags:
         """Ids of raw texts, a chunk at a time: one chunk's tokens are held at most."""
-        index = self.index
+        index, settings, phrases, n = self.index, self.settings, self.phrases, self.ngrams
+
+        def tokens_of(text: str) -> list[str]:  # words() then tokens(), inlined: this runs once per text
+            tokens = tokenize(text, settings)
+            if phrases:
+                tokens = apply_phrases(tokens, phrases)
+            return add_ngrams(tokens, n) if n > 1 else tokens
+
         return concat_bags(
-            [
-                encode([self.tokens(self.words(t)) for t in texts[i : i + chunk]], index)
-                for i in range(0, len(texts), chunk)
-            ]
+            [encode([tokens_of(t) for t in texts[i : i + chunk]], index) for i in range(0, len(texts), chunk)]
         )
 
     def known_words(self, bags: TokenBags) -> np.ndarray:
