@@ -9,12 +9,9 @@ A cache is an optimisation: an entry that cannot be read or written is a warning
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,33 +92,3 @@ def store(
         log.warning("could not write the %s cache at %s: %s", kind, target, exc)
         return None
     return target
-
-
-class Background:
-    """Runs ``work`` in a forked child: an entry is written on another core while this process trains, with
-    no GIL to share (a thread slowed a 2-second training by 0.8 s). ``wait`` tells whether ``work`` returned
-    something other than None in the child; the exit waits for the child, so no entry is left half-written."""
-
-    def __init__(self, work: Callable[[], object]) -> None:
-        self._ok = False
-        self.pid: int | None = os.fork()
-        if self.pid == 0:  # the child: a few seconds of writing, then out without the parent's exit handlers
-            code = 1
-            try:
-                # Ctrl-C reaches the whole process group: let the entry finish rather than leave half of it.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                code = 0 if work() is not None else 1
-            finally:
-                os._exit(code)
-        atexit.register(self.wait)
-
-    def wait(self) -> bool:
-        """True when the child wrote its entry."""
-        if self.pid is None:
-            return self._ok
-        _, status = os.waitpid(self.pid, 0)
-        atexit.unregister(self.wait)
-        self.pid = None
-        self._ok = os.waitstatus_to_exitcode(status) == 0
-        return self._ok

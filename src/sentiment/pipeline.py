@@ -69,7 +69,7 @@ def train(
         device = runtime.setup(config)
     reporter.log(f"device: {runtime.describe_device(device)}")
 
-    prepared = prepare(config, reporter, background=True)
+    prepared = prepare(config, reporter)
     with reporter.stage("features"):
         features, train_x = fit_features(config, prepared)
         datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x)
