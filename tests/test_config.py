@@ -110,3 +110,15 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     saved = tmp_path / "config.yaml"
     saved.write_text(cfg.to_yaml())
     assert load_config(saved) == cfg
+
+
+def test_choice_lists_agree_with_the_code_that_implements_them() -> None:
+    """The schema's Literal choices are written out for type checkers; the implementations must offer each."""
+    from typing import get_args
+
+    from sentiment import mlp, model, pooling
+    from sentiment.config import FeaturesConfig, ModelConfig
+
+    assert get_args(FeaturesConfig.model_fields["pooling"].annotation) == pooling.POOLINGS
+    activations = set(get_args(ModelConfig.model_fields["activation"].annotation))
+    assert activations == set(mlp.ACTIVATIONS) == set(model.ACTIVATIONS)

@@ -240,9 +240,10 @@ def read_unlabeled(config: DataConfig) -> list[str]:
     return texts[texts.str.strip().ne("")].tolist()
 
 
-def load_splits(config: DataConfig, seed: int) -> Splits:
-    """Read the configured data and split it (seeded, stratified) into train / validation / test."""
-    path = resolve_data_path(config)
+def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Splits:
+    """Read the configured data (``path``: where ``resolve_data_path`` found it) and split it (seeded,
+    stratified) into train / validation / test."""
+    path = path or resolve_data_path(config)
     columns = [config.text_column, config.label_column]
     frame = read_table(path, columns)
     if config.max_rows:

@@ -79,23 +79,19 @@ def prepare(config: Config, reporter: Reporter | None = None) -> Prepared:
     if downloading:
         handle = config.data.kaggle_handle
         reporter.log(f"data: Kaggle dataset {handle} (kagglehub, cached after the first download)")
-    key = None
-    if config.word2vec.cache:
-        with reporter.stage("data"), download_progress(reporter) if downloading else nullcontext():
-            key = cache_key(config, resolve_data_path(config.data))
-            cached = _from_cache(key) if key is not None else None
-        if cached is not None:
-            _log_data(reporter, cached)
-            reporter.log(
-                f"prepared data reused from cache: {len(cached.encoder.vocab)} tokens x "
-                f"{cached.vectors.shape[1]} dims (data, text and Word2Vec settings unchanged)"
-            )
-            return cached
-    with (
-        reporter.stage("data"),
-        download_progress(reporter) if downloading and key is None else nullcontext(),
-    ):
-        splits = load_splits(config.data, config.seed)
+    with reporter.stage("data"), download_progress(reporter) if downloading else nullcontext():
+        path = resolve_data_path(config.data)  # downloads once; every later step reads this path
+        key = cache_key(config, path) if config.word2vec.cache else None
+        cached = _from_cache(key) if key is not None else None
+    if cached is not None:
+        _log_data(reporter, cached)
+        reporter.log(
+            f"prepared data reused from cache: {len(cached.encoder.vocab)} tokens x "
+            f"{cached.vectors.shape[1]} dims (data, text and Word2Vec settings unchanged)"
+        )
+        return cached
+    with reporter.stage("data"):
+        splits = load_splits(config.data, config.seed, path)
     prepared = _compute(config, splits, reporter)
     if key is not None and prepared.word2vec_key is not None:
         # Written here, not in a forked child while training goes on: that saved 0.5 s of a 30 s run (25,000 +

@@ -17,7 +17,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from sentiment.fit_state import EpochRecord
 
 # update(completed=None, *, total=None, description=None, info=None, advance=None, restart=False)
 Updater = Callable[..., None]
@@ -191,10 +194,10 @@ class TrainingProgress:
             self._batch_bar(0, total=n_batches, description=f"  epoch {self._epoch}", restart=True)
         self._batch_bar(batch, info=f"loss {running_loss:.4f}")
 
-    def on_epoch(self, record: Any) -> None:
+    def on_epoch(self, record: EpochRecord) -> None:
         self._epoch = record.epoch + 1
         train = [f"loss {record.train_loss:.4f}"]
-        if getattr(record, "train_accuracy", None) is not None:
+        if record.train_accuracy is not None:
             train.append(f"acc {record.train_accuracy:.4f}")
         val = []
         if record.val_loss is not None:
