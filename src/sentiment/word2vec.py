@@ -141,6 +141,19 @@ def train_word2vec(
     return wv, False
 
 
+# A down-sampling threshold (an absolute count, as sample >= 1 means to gensim) no word reaches: nothing is
+# dropped, exactly as with sample=0.
+NEVER_DOWNSAMPLE = 1e12
+
+
+def gensim_sample(sample: float, negative: int) -> float:
+    """The ``sample`` to hand gensim. gensim 4.4 seeds its random stream (which draws the shrunk context
+    windows) only when ``sample`` or ``negative`` is set: with both 0 (hierarchical softmax, no down-sampling)
+    it reads an uninitialised seed and the vectors change from run to run and with what ran before in the
+    process. A threshold that drops nothing keeps the seed set and the result the same."""
+    return NEVER_DOWNSAMPLE if not sample and not negative else sample
+
+
 def _train(corpus: Corpus, settings: dict, on_epoch: Callable[[int, int], None] | None) -> WordVectors:
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
@@ -162,7 +175,7 @@ def _train(corpus: Corpus, settings: dict, on_epoch: Callable[[int, int], None] 
         sg=settings["sg"],
         negative=settings["negative"],
         hs=0 if settings["negative"] > 0 else 1,
-        sample=settings["sample"],
+        sample=gensim_sample(settings["sample"], settings["negative"]),
         alpha=settings["alpha"],
         max_vocab_size=settings["max_vocab_size"],
         workers=settings["workers"],
