@@ -248,4 +248,4 @@ def test_shell_completion(cli) -> None:
     assert "--install-completion" in cli(["--help"]).stdout
     env = {"_SENTIMENT_COMPLETE": "complete_bash", "COMP_WORDS": "sentiment config ", "COMP_CWORD": "2"}
     result = CliRunner().invoke(app, [], prog_name="sentiment", env=env)
-    assert result.exit_code == 0 and result.stdout.split() == ["show", "validate"]
+    assert result.exit_code == 0 and result.stdout.split() == ["list", "show", "validate"]

@@ -44,10 +44,13 @@ def test_refit_trains_a_fresh_model_on_training_and_validation(
     # The first fit is the same run: its history and validation figures are reported unchanged...
     assert refit["metrics"]["validation"] == plain["metrics"]["validation"]
 
-    def curves(model_dir: Path) -> list[tuple[str, str]]:
-        return [(row["epoch"], row["val_loss"]) for row in _history(model_dir)]
+    def curves(model_dir: Path, phase: str = "fit") -> list[tuple[str, str]]:
+        return [(row["epoch"], row["val_loss"]) for row in _history(model_dir) if row["phase"] == phase]
 
     assert curves(tmp_path / "refit") == curves(tmp_path / "plain")
+    # the refit's own epochs follow in history.csv, marked as such (training loss only: no validation rows)
+    assert [epoch for epoch, _ in curves(tmp_path / "refit", "refit")] == [str(e) for e in range(1, best + 1)]
+    assert curves(tmp_path / "plain", "refit") == []
     # ...but the saved weights and test figures are the refit model's.
     assert any(not np.array_equal(plain["weights"][k], refit["weights"][k]) for k in plain["weights"])
     result = cli(["eval", "--model", tmp_path / "refit"])
@@ -81,7 +84,7 @@ def test_ctrl_c_during_the_refit_resumes_to_the_uninterrupted_model(
         stop_at_step(patch, first_fit_steps + 3)  # in the refit's first epoch
         result = cli(["train", "--config", tiny_config, "--quiet", *options])
     assert result.exit_code == 130, (result.stderr, result.exception)
-    message = result.stderr.strip().splitlines()[-1]
+    message = result.stderr.strip().splitlines()[-2]  # the resume command follows on a line of its own
     checkpoint = tmp_path / "runs" / "tiny.checkpoint"
     assert "training interrupted by SIGINT during the refit on training + validation" in message
     assert f"the finished first fit is saved in {checkpoint}" in message

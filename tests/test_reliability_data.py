@@ -91,7 +91,7 @@ def test_data_empty_and_nan_texts_dropped_with_count(cli, tiny_config, tmp_path)
         (
             ["good", "bad"],
             "positive label 'positive' not found in column 'sentiment' (values: bad, good); "
-            "set data.positive_label",
+            "pass --positive-label VALUE (or --set data.positive_label=VALUE)",
         ),
     ],
     ids=["three-classes", "one-class", "no-positive-label"],

@@ -100,14 +100,15 @@ def test_ctrl_c_keeps_previous_model_and_resume_matches_uninterrupted_run(
         stop_at_step(patch, stop_at)
         result = cli(["train", "--config", tiny_config, "--quiet", *options])
     assert result.exit_code == 130, (result.stderr, result.exception)
-    message = result.stderr.strip().splitlines()[-1]
+    *_, message, command = result.stderr.strip().splitlines()
     record(message)
     epoch, batch = divmod(stop_at, 8)
     where = f"after epoch {epoch}/10" if batch == 0 else f"in epoch {epoch + 1}/10 after batch {batch}/8"
     assert f"training interrupted by SIGINT {where}" in message
     checkpoint = tmp_path / "runs" / "tiny.checkpoint"
     assert f"state saved in {checkpoint}" in message
-    assert f"resume with: sentiment train --config {tiny_config}" in message and message.endswith("--resume")
+    assert message.endswith("; resume with the next line")  # the command alone on a line: one copy
+    assert command == " ".join(["sentiment", "train", "--config", str(tiny_config), *options, "--resume"])
     assert "Traceback" not in result.stderr
     assert snapshot(target, last_model_file()) == before  # the previous model is exactly as it was
     Predictor.load(target)
@@ -251,8 +252,9 @@ def test_kill_at_any_moment_leaves_previous_model_intact(
         # nothing could clean up: the finished-but-unmoved copy stays under its hidden temporary name
         assert leftovers == [f".tiny.tmp-{run.proc.pid}", "tiny"]
     elif code in (130, 143) and moment != "committing":
-        record(run.lines[-1])
-        assert f"training interrupted by {signal.Signals(sig).name} in epoch" in run.lines[-1], run.lines
+        record(run.lines[-2])
+        assert f"training interrupted by {signal.Signals(sig).name} in epoch" in run.lines[-2], run.lines
+        assert run.lines[-1].startswith("sentiment train --config "), run.lines
         assert leftovers == ["tiny", "tiny.checkpoint"]
     else:
         assert leftovers == ["tiny"]
@@ -275,9 +277,9 @@ def test_sigint_in_a_real_process_then_resume(
     Predictor.load(target)
     assert not any("Traceback" in line for line in run.lines), run.lines
     assert sorted(p.name for p in target.parent.iterdir()) == ["tiny", "tiny.checkpoint"]
-    record(run.lines[-1])
-    assert run.lines[-1].startswith("training interrupted by SIGINT "), run.lines
-    resume = run.lines[-1].split("resume with: ", 1)[1]
+    record(run.lines[-2])
+    assert run.lines[-2].startswith("training interrupted by SIGINT "), run.lines
+    resume = run.lines[-1]
     assert resume == f"sentiment train --config {tiny_config} --resume"
     result = cli([*resume.split()[1:]])
     assert result.exit_code == 0, result.stderr

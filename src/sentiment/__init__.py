@@ -3,7 +3,7 @@
 The few names a Python user needs (the CLI is a thin layer over them)::
 
     import sentiment
-    config = sentiment.load_config("configs/default.yaml", ["training.epochs=3"])
+    config = sentiment.load_config("default", ["training.epochs=3"])
     result = sentiment.train(config, "runs/first")          # data -> Word2Vec -> MLP -> saved model directory
     sentiment.evaluate("runs/first")                        # metrics of a saved model
     sentiment.load_predictor("runs/first").predict(["a gripping film"])   # NumPy only: fast start-up

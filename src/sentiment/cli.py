@@ -59,7 +59,7 @@ app = typer.Typer(
     name="sentiment",
     help=(
         "Train, evaluate and serve text-sentiment classifiers (Word2Vec averaging + a PyTorch MLP).\n\n"
-        "Start with: sentiment train --config configs/default.yaml; then sentiment eval and "
+        "Start with: sentiment train --data reviews.csv (or --config default); then sentiment eval and "
         'sentiment predict "a gripping film". Add --help to any command for its options.'
     ),
     no_args_is_help=True,
@@ -70,10 +70,20 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect and check config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file (see configs/).")]
+ConfigOpt = Annotated[
+    str,
+    typer.Option(
+        "--config", "-c", help="A YAML config file, or a shipped config by name (sentiment config list)."
+    ),
+]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key: --set training.epochs=10 (repeatable)."),
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a config key: --set training.epochs=10 (repeatable).",
+    ),
 ]
 ModelOpt = Annotated[
     Path | None,
@@ -116,7 +126,25 @@ def _setup_logging(quiet: bool, verbose: bool, handler: logging.Handler) -> None
 @app.command()
 @_handle_errors
 def train(
-    config: ConfigOpt = Path("configs/default.yaml"),
+    config: ConfigOpt = "default",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Train on this labelled file (CSV/TSV/Parquet/JSON lines): columns and positive label are "
+            "guessed when plain, rows split shuffled and stratified.",
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="With --data: the text column.")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option("--label-column", help="With --data: the label column.")
+    ] = None,
+    positive_label: Annotated[
+        str | None, typer.Option("--positive-label", help="With --data: the positive class's label value.")
+    ] = None,
     set_: SetOpt = None,
     output: Annotated[
         Path | None,
@@ -126,13 +154,17 @@ def train(
         bool,
         typer.Option("--resume", help="Continue the run Ctrl-C (or SIGTERM) stopped, from its checkpoint."),
     ] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (model directory, metrics) on stdout.")
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Download/read the data, train Word2Vec and the MLP, evaluate on the test split, save the model.
 
-    Ctrl-C stops after the current batch and keeps a checkpoint; `sentiment train ... --resume` goes on.
+    `sentiment train --data reviews.csv` trains on your own file with the default recipe, no config needed.
+    Ctrl-C stops after the current batch and keeps a checkpoint; the command it prints continues the run.
     """
     from sentiment.checkpoint import terminate_as_interrupt
     from sentiment.config import load_config
@@ -143,21 +175,60 @@ def train(
     reporter = Reporter(quiet=quiet, verbose=verbose)
     # log lines go through the reporter's console so that they print above a live bar, not through it
     _setup_logging(quiet, verbose, reporter.logging_handler())
-    cfg = load_config(config, set_ or [])
+    columns = {
+        "--text-column": text_column,
+        "--label-column": label_column,
+        "--positive-label": positive_label,
+    }
+    given = [flag for flag, value in columns.items() if value is not None]
+    if data is None and given:
+        raise SentimentError(f"{given[0]} goes with --data FILE (or set it in the config)")
+    values = _data_values(data, text_column, label_column, positive_label, reporter) if data else {}
+    cfg = load_config(config, set_ or [], values)
+    name = data.name.split(".")[0] if data is not None else Path(str(config)).name.removesuffix(".yaml")
     try:
         with terminate_as_interrupt():  # SIGTERM outside the epochs: clean up like Ctrl-C, keep the old model
-            result = run_train(cfg, output, config_name=config.stem, reporter=reporter, resume=resume)
+            result = run_train(cfg, output, config_name=name, reporter=reporter, resume=resume)
     except TrainingInterrupted as exc:
         command = ["sentiment", "train", "--config", str(config)]
+        command += ["--data", str(data)] if data is not None else []
+        command += [a for flag in given for a in (flag, str(columns[flag]))]
         command += [a for pair in set_ or [] for a in ("--set", pair)]
         command += ["--output", str(output)] if output is not None else []
-        typer.echo(f"{exc}; resume with: {shlex.join([*command, '--resume'])}", err=True)
+        typer.echo(f"{exc}; resume with the next line", err=True)
+        typer.echo(shlex.join([*command, "--resume"]), err=True)
         raise typer.Exit(128 + exc.signum) from None
+    if json_:
+        metrics = {"test": result.metrics, "validation": result.val_metrics}
+        typer.echo(json.dumps({"model": str(result.model_dir.resolve()), **metrics}))
+        return
     reporter.timing_table()
     from sentiment.report import print_metrics, print_report_location
 
-    print_metrics(result.metrics, title="Test metrics", validation=result.val_metrics)
+    labels = {"negative": result.labels[0], "positive": result.labels[1]}
+    print_metrics({**result.metrics, "labels": labels}, title="Test metrics", validation=result.val_metrics)
     print_report_location(result.model_dir)
+
+
+def _data_values(
+    data: Path, text_column: str | None, label_column: str | None, positive_label: str | None, reporter: Any
+) -> dict[str, Any]:
+    """Config values for ``train --data FILE``: the file, its columns and positive label (guessed where not
+    given), no Kaggle source, and a shuffled stratified split (a user's file may be sorted by label)."""
+    from sentiment.data import guess_data_settings
+
+    guess = guess_data_settings(data, text_column, label_column, positive_label)
+    if guess.note:
+        reporter.log(guess.note)
+    return {
+        "data.path": str(data),
+        "data.kaggle_handle": None,
+        "data.kaggle_file": None,
+        "data.text_column": guess.text_column,
+        "data.label_column": guess.label_column,
+        "data.positive_label": guess.positive_label,
+        "data.shuffle": True,
+    }
 
 
 @app.command("eval")
@@ -272,14 +343,28 @@ def predict(
     print_predictions(predictions)
 
 
+ConfigArg = Annotated[str, typer.Argument(help="A YAML config file, or a shipped config's name.")]
+
+
+@config_app.command("list")
+@_handle_errors
+def config_list(debug: DebugOpt = False) -> None:
+    """The configs shipped with sentiment, usable by name: --config NAME."""
+    from sentiment.config import config_summary, shipped_configs
+
+    shipped = shipped_configs()
+    width = max(map(len, shipped))
+    for name, path in shipped.items():
+        typer.echo(f"{name:<{width}}  {config_summary(path)}")
+
+
 @config_app.command("show")
 @_handle_errors
-def config_show(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
-    set_: SetOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Print the fully resolved config (defaults filled in, overrides applied) as YAML."""
+def config_show(config: ConfigArg, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Print the fully resolved config (defaults filled in, overrides applied) as YAML.
+
+    `sentiment config show default > my.yaml` starts a config of your own.
+    """
     from sentiment.config import load_config
 
     typer.echo(load_config(config, set_ or []).to_yaml(), nl=False)
@@ -287,15 +372,13 @@ def config_show(
 
 @config_app.command("validate")
 @_handle_errors
-def config_validate(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
-    set_: SetOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Check a config without training; exit 0 when it is valid."""
-    from sentiment.config import check_compatible, load_config
+def config_validate(config: ConfigArg, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Check a config without training (settings, and that its data files exist); exit 0 when it is valid."""
+    from sentiment.config import check_compatible, check_files, load_config
 
-    check_compatible(load_config(config, set_ or []))
+    cfg = load_config(config, set_ or [])
+    check_compatible(cfg)
+    check_files(cfg)
     typer.echo(f"{config}: valid")
 
 

@@ -271,6 +271,19 @@ def check_compatible(config: Config) -> None:
         raise ConfigError("training.refit needs a validation split: set data.val_size > 0")
 
 
+def check_files(config: Config) -> None:
+    """The local files the config names exist (a Kaggle download is checked when it runs)."""
+    data = config.data
+    for key in ("path", "test_path", "unlabeled_path"):
+        value = getattr(data, key)
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ConfigError(f"data.{key}: file not found: {value}")
+    if data.path is None and data.kaggle_handle is None:
+        raise ConfigError(
+            "no data configured: set data.path=FILE or data.kaggle_handle (and data.kaggle_file)"
+        )
+
+
 def all_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
     """Every dotted key of the schema, sections excluded."""
     keys: list[str] = []
@@ -343,16 +356,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, value = parse_override(pair)
         if key not in known and key not in sections:
             raise ConfigError(f"--set {key}: unknown key{_suggest(key, sorted(known))}")
-        node = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
+        set_key(raw, key, value)
     return raw
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key (``data.path``) in a raw config dict, making sections as needed."""
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -382,8 +400,45 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(exc, source)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
-    raw = read_yaml(Path(path)) if path is not None else {}
+SHIPPED_DIR = Path(__file__).parent / "configs"
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that come with the package, by name (``default``, ``imdb`` ...)."""
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.yaml"))}
+
+
+def config_summary(path: Path) -> str:
+    """A config file's first comment line: what it is for."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def resolve_config(spec: str | Path) -> Path:
+    """A config file path, or the name of a shipped config (``default``, ``default.yaml``)."""
+    path = Path(spec)
+    if path.exists() or len(path.parts) > 1:
+        return path
+    shipped = shipped_configs()
+    name = path.name.removesuffix(".yaml")
+    if name in shipped:
+        return shipped[name]
+    raise ConfigError(
+        f"config file not found: {spec}; give a YAML file or a shipped config: {', '.join(shipped)} "
+        "(sentiment config list)"
+    )
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
+) -> Config:
+    """Load a YAML config (a file, or a shipped config's name; the defaults when ``path`` is None), set the
+    dotted keys of ``values`` (Python values, as the CLI's --data options give them), then apply ``--set``
+    overrides (``KEY=VALUE`` strings, the value read as YAML)."""
+    raw = read_yaml(resolve_config(path)) if path is not None else {}
+    for key, value in (values or {}).items():
+        set_key(raw, key, value)
     raw = apply_overrides(raw, overrides or [])
     return config_from_dict(raw, source=str(path) if path is not None else "config")

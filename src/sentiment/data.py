@@ -118,16 +118,124 @@ def labelled_from_frame(
         if positive not in classes:
             raise DataError(
                 f"{source}: positive label '{positive}' not found in column '{config.label_column}' "
-                f"(values: {shown}); set data.positive_label"
+                f"(values: {shown}); pass --positive-label VALUE (or --set data.positive_label=VALUE)"
             )
         if negative_label is None or set(classes) - {positive, negative_label}:
             raise DataError(
                 f"{source}: column '{config.label_column}' must hold exactly two classes, "
-                f"found {len(classes)}: {shown}"
+                f"found {len(classes)}: {shown}; pass the right --label-column (or --set "
+                "data.label_column=NAME)"
             )
     negative = negative_label or next(c for c in classes if c != positive)
     y = (label_str == positive).to_numpy(dtype=np.int64)
     return LabelledData(texts.astype(str).tolist(), y, warnings), negative
+
+
+# Column names that say "the text" / "the label", in order of preference (compared case-insensitively).
+TEXT_NAMES = (
+    "text",
+    "review",
+    "cleaned_review",
+    "sentence",
+    "content",
+    "body",
+    "comment",
+    "tweet",
+    "document",
+)
+LABEL_NAMES = ("label", "sentiment", "labels", "class", "target", "polarity", "y")
+# Two-valued label sets whose positive class is plain, compared case-insensitively: (negative, positive).
+POSITIVE_OF = {
+    frozenset({"0", "1"}): "1",
+    frozenset({"-1", "1"}): "1",
+    frozenset({"no", "yes"}): "yes",
+    frozenset({"n", "y"}): "y",
+    frozenset({"false", "true"}): "true",
+    frozenset({"negative", "positive"}): "positive",
+    frozenset({"neg", "pos"}): "pos",
+    frozenset({"bad", "good"}): "good",
+}
+
+
+@dataclass
+class DataGuess:
+    """Column and label settings read off a file (``guess_data_settings``), and how they were found."""
+
+    text_column: str
+    label_column: str
+    positive_label: str
+    note: str  # one line for the log
+
+
+def guess_data_settings(
+    path: str | Path,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    positive_label: str | None = None,
+) -> DataGuess:
+    """The text column, label column and positive label of a labelled file: those given, the rest guessed
+    when unambiguous (else a DataError naming the option that settles it)."""
+    frame = read_table(path)
+    columns = [str(c) for c in frame.columns]
+    missing = [c for c in (text_column, label_column) if c is not None and c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: column(s) {', '.join(missing)} not found; the file has: {', '.join(columns)}"
+        )
+    guessed = []
+    if text_column is None:
+        text_column = _guess_column(frame, columns, TEXT_NAMES, exclude=label_column, what="text")
+        guessed.append(f"text column '{text_column}'")
+    if label_column is None:
+        label_column = _guess_column(frame, columns, LABEL_NAMES, exclude=text_column, what="label")
+        guessed.append(f"label column '{label_column}'")
+    values = sorted(frame[label_column].dropna().map(_label_str).unique())
+    if positive_label is None:
+        positive_label = _guess_positive(values, label_column, path)
+        guessed.append(f"positive label '{positive_label}'")
+    note = ""
+    if guessed:
+        note = (
+            f"data: {', '.join(guessed)}, guessed from {Path(path).name} (--text-column, --label-column and "
+            "--positive-label choose)"
+        )
+    return DataGuess(text_column, label_column, positive_label, note)
+
+
+def _guess_column(
+    frame: pd.DataFrame, columns: list[str], names: tuple[str, ...], exclude: str | None, what: str
+) -> str:
+    others = [c for c in columns if c != exclude]
+    lowered = {c.lower(): c for c in others}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    if len(others) == 1:
+        return others[0]
+    if len(columns) == 2 and exclude is None:
+        # two columns, neither named plainly: the text is the one with the longer cells, the label the other
+        lengths = {c: frame[c].astype(str).str.len().mean() for c in columns}
+        text = max(columns, key=lambda c: lengths[c])
+        return text if what == "text" else next(c for c in columns if c != text)
+    raise DataError(
+        f"cannot tell which column holds the {what} among {', '.join(columns)}; pass --{what}-column NAME"
+    )
+
+
+def _guess_positive(values: list[str], label_column: str, path: str | Path) -> str:
+    if len(values) != 2:
+        shown = ", ".join(values[:10]) + (" ..." if len(values) > 10 else "")
+        raise DataError(
+            f"{path}: column '{label_column}' must hold exactly two classes, found {len(values)}: {shown}; "
+            "pass the right --label-column"
+        )
+    plain = POSITIVE_OF.get(frozenset(v.lower() for v in values))
+    if plain is None:
+        raise DataError(
+            f"{path}: cannot tell which of '{values[0]}' and '{values[1]}' is the positive label in column "
+            f"'{label_column}'; pass --positive-label {values[1]} (or {values[0]})"
+        )
+    return next(v for v in values if v.lower() == plain)
 
 
 def _label_str(value: object) -> str:

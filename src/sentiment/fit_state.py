@@ -22,7 +22,8 @@ class EpochRecord:
     val_loss: float | None = None
     val_accuracy: float | None = None
     val_f1: float | None = None
-    lr: float = 0.0
+    lr: float = 0.0  # the MLP's
+    embedding_lr: float | None = None  # the fine-tuned word vectors', when they have their own
     seconds: float = 0.0
 
 

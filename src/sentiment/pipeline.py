@@ -3,7 +3,7 @@
 ``train`` is what ``sentiment train`` calls; a Python user can call it the same way::
 
     from sentiment import load_config, train
-    result = train(load_config("configs/default.yaml", ["training.epochs=3"]), "runs/first")
+    result = train(load_config("default", ["training.epochs=3"]), "runs/first")
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class TrainOutput:
     model_dir: Path
     metrics: dict[str, Any]
     val_metrics: dict[str, Any] | None
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]]  # one row per epoch; "phase": "fit", or "refit" for the kept refit model
+    labels: list[str]  # class names by index
     timings: dict[str, float] = field(default_factory=dict)
     word2vec_cache_hit: bool = False
 
@@ -56,16 +57,16 @@ def train(
     next to the model directory (which stays as it was) and ``TrainingInterrupted`` is raised. ``resume=True``
     continues from that checkpoint, to the same result as a run that was never interrupted.
     """
-    from sentiment import modeldir, runtime
-    from sentiment.batches import make_datasets, make_loaders
-    from sentiment.metrics import compute_metrics
-    from sentiment.trainer import predict_probs
-
     check_compatible(config)
     reporter = reporter or Reporter(quiet=True)
     target = output_path(config, output, config_name)
     checkpoint = RunCheckpoint(target, config.to_dict(), resume, reporter)
-    with reporter.stage("start-up"):
+    with reporter.stage("start-up"):  # importing torch is most of it
+        from sentiment import modeldir, runtime
+        from sentiment.batches import make_datasets, make_loaders
+        from sentiment.metrics import compute_metrics
+        from sentiment.trainer import predict_probs
+
         device = runtime.setup(config)
     reporter.log(f"device: {runtime.describe_device(device)}")
 
@@ -77,11 +78,14 @@ def train(
     loaders = make_loaders(datasets, config.training, config.seed, device)
 
     model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint)
-    with reporter.stage("evaluate"):
+    with reporter.stage("validate"):
         threshold, val_metrics = validate(config, model, loaders, device, reporter)
+    history = [{**row, "phase": "fit"} for row in fitted.history_rows()]
     refit = None
     if config.training.refit and datasets["val"] is not None:
-        model, refit = refit_classifier(config, features, datasets, fitted, device, reporter, checkpoint)
+        model, refitted = refit_classifier(config, features, datasets, fitted, device, reporter, checkpoint)
+        refit = {"epochs": len(refitted.history), "rows": len(datasets["train"]) + len(datasets["val"])}
+        history += [{**row, "phase": "refit"} for row in refitted.history_rows()]
     with reporter.stage("evaluate"):
         test_probs, test_y = predict_probs(model, loaders.test, device)
         metrics = compute_metrics(test_y, test_probs, threshold)
@@ -90,15 +94,15 @@ def train(
         saved = saved_model(config, prepared, features, model, fitted, refit, threshold, device)
         report = modeldir.RunReport(
             {"test": metrics, "validation": val_metrics, "threshold": threshold},
-            fitted.history_rows(),
+            history,
             prepared.labels["test"],
             test_probs,
             prepared.write_test_rows,
         )
         modeldir.save(target, config, saved, report)
         checkpoint.remove()  # the run is complete: nothing left to resume
-    timings = dict(reporter.timings)
-    return TrainOutput(target, metrics, val_metrics, report.history, timings, prepared.word2vec_cache_hit)
+    timings, labels = dict(reporter.timings), prepared.label_names
+    return TrainOutput(target, metrics, val_metrics, history, labels, timings, prepared.word2vec_cache_hit)
 
 
 def output_path(config: Config, output: str | Path | None, config_name: str) -> Path:
@@ -208,7 +212,7 @@ def refit_classifier(
     device: torch.device,
     reporter: Reporter,
     checkpoint: RunCheckpoint,
-) -> tuple[nn.Module, dict[str, int]]:
+) -> tuple[nn.Module, FitResult]:
     """A fresh model on training + validation rows for the epochs early stopping chose: more data, while the
     validation figures stay honest (they come from the first model, which never saw those rows)."""
     import torch
@@ -232,7 +236,9 @@ def refit_classifier(
                 progress.on_epoch, progress.on_batch, stop, lambda _: checkpoint.save(fitted.final), math.inf
             )
             refit_config = tcfg.model_copy(update={"epochs": epochs, "patience": 0})
-            fit(model, loader, None, refit_config, device, param_groups=param_groups, callbacks=callbacks)
+            refitted = fit(
+                model, loader, None, refit_config, device, param_groups=param_groups, callbacks=callbacks
+            )
     except FitStopped:
         message = checkpoint.refit_interrupted(stop.signum)
         raise TrainingInterrupted(message, checkpoint.path, stop.signum or 2) from None
@@ -241,7 +247,7 @@ def refit_classifier(
         f"refit: a fresh model on training + validation ({len(both):,} rows) for {epochs} epoch"
         f"{'s' if epochs != 1 else ''} in {seconds:.1f} s; validation metrics are the first model's"
     )
-    return model, {"epochs": epochs, "rows": len(both)}
+    return model, refitted
 
 
 def saved_model(

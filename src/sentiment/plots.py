@@ -30,48 +30,64 @@ def write_plots(
     best_epoch: int | None = None,
     labels: tuple[str, str] = ("negative", "positive"),
 ) -> list[Path]:
-    """Write the four PNGs of ``PLOT_FILES`` into ``directory``; returns their paths."""
+    """Write the four PNGs of ``PLOT_FILES`` into ``directory``; returns their paths.
+
+    ``history`` rows with ``phase`` "refit" (a fresh model on training + validation, the one kept) are drawn
+    as their own training-loss curve beside the first fit's curves.
+    """
     # The object-oriented API without pyplot: no global figure registry, no GUI backend, a faster import.
     from matplotlib.figure import Figure
 
-    epochs = [int(h["epoch"]) for h in history]
-    has_val = _series(history, "val_loss") is not None
+    first = [h for h in history if h.get("phase", "fit") != "refit"]
+    refit = [h for h in history if h.get("phase") == "refit"]
+    epochs = [int(h["epoch"]) for h in first]
+    has_val = _series(first, "val_loss") is not None
     if not has_val:
         best_epoch = None  # without validation the "best" epoch is just the last one: nothing to mark
     marker = {"marker": "o", "markersize": 4} if len(epochs) <= _MARKER_LIMIT else {}
+    kept = " (the kept model: the refit)" if refit else ""
 
-    def learning_curve(title: str, ylabel: str, curves: list[tuple[str, list[float] | None]]) -> Any:
-        fig = Figure(figsize=(6.4, 4))
+    def learning_curve(
+        title: str, ylabel: str, curves: list[tuple[str, list[int], list[float] | None]]
+    ) -> Any:
+        # constrained layout with the legend outside the axes: it never hides a curve
+        fig = Figure(figsize=(6.4, 4.6), layout="constrained")
         ax = fig.subplots()
-        for label, values in curves:
-            if values is not None:
-                ax.plot(epochs, values, label=label, **marker)
+        for label, xs, values in curves:
+            if values is not None and xs:
+                ax.plot(xs, values, label=label, **marker)
         if best_epoch and len(epochs) > 1:
             ax.axvline(
                 best_epoch, color="grey", linestyle=":", linewidth=1, label=f"best epoch ({best_epoch})"
             )
         ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-        if epochs:
-            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        shown = epochs + [int(h["epoch"]) for h in refit]
+        if shown:
+            ax.set_xlim(min(shown) - 0.5, max(shown) + 0.5)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         return fig, ax
 
+    refit_epochs = [int(h["epoch"]) for h in refit]
     fig, ax = learning_curve(
         "Loss per epoch",
         "binary cross-entropy",
-        [("training", _series(history, "train_loss")), ("validation", _series(history, "val_loss"))],
+        [
+            ("training", epochs, _series(first, "train_loss")),
+            ("validation", epochs, _series(first, "val_loss")),
+            ("refit: training + validation rows", refit_epochs, _series(refit, "train_loss")),
+        ],
     )
-    ax.legend()
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small")
     written = [_save(fig, directory / "loss.png")]
 
     fig, ax = learning_curve(
         "Accuracy per epoch" + ("" if has_val else " (no validation split)"),
         "accuracy / F1" if has_val else "accuracy",
         [
-            ("training", _series(history, "train_accuracy")),
-            ("validation", _series(history, "val_accuracy")),
-            ("validation F1", _series(history, "val_f1")),
+            ("training", epochs, _series(first, "train_accuracy")),
+            ("validation", epochs, _series(first, "val_accuracy")),
+            ("validation F1", epochs, _series(first, "val_f1")),
         ],
     )
     ax.axhline(
@@ -79,9 +95,9 @@ def write_plots(
         color="black",
         linestyle="--",
         linewidth=1,
-        label=f"test accuracy ({metrics['accuracy']:.3f})",
+        label=f"test accuracy ({metrics['accuracy']:.3f}){kept}",
     )
-    ax.legend(loc="lower right")
+    fig.legend(loc="outside lower center", ncols=3, fontsize="small")
     written.append(_save(fig, directory / "accuracy.png"))
 
     written.append(_confusion_matrix(Figure, directory / "confusion_matrix.png", metrics, labels))
@@ -146,6 +162,7 @@ def _precision_recall(
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path

@@ -90,7 +90,7 @@ def fit(
             loss.backward()
             optimizer.step()
             run.batch_done(loss.item(), len(y))
-        record = EpochRecord(loop.epoch, loop.total / max(loop.seen, 1), lr=optimizer.param_groups[0]["lr"])
+        record = EpochRecord(loop.epoch, loop.total / max(loop.seen, 1), **_learning_rates(optimizer))
         if val_loader is not None:
             _validate(model, val_loader, device, record)
         record.seconds = time.perf_counter() - start
@@ -107,6 +107,13 @@ def fit(
         _early_stopping(loop, record, model, config, val_loader is not None)
         run.epoch_done(config.epochs)
     return run.finish()
+
+
+def _learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
+    """The MLP's learning rate, and the word vectors' when they have a group of their own (fine-tuning:
+    ``model.build_classifier`` puts that group first)."""
+    groups = optimizer.param_groups
+    return {"lr": groups[-1]["lr"], "embedding_lr": groups[0]["lr"] if len(groups) > 1 else None}
 
 
 def _validate(model: nn.Module, loader: DataLoader, device: torch.device, record: EpochRecord) -> None:
