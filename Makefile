@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test lint format bench clean
+.PHONY: install train test test-fast lint format bench clean
 
 # torch is pinned first: the CPU wheel 2.13.0 installs locally in seconds, and the package's torch range
 # admits it, so pip does not fetch a newer CUDA build.
@@ -24,6 +24,10 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+# everything but the tests marked slow (real processes and signals, the real data in ../shared)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -27,6 +27,7 @@ def _sets() -> list[str]:
     return [arg for item in FAST for arg in ("--set", item)]
 
 
+@pytest.mark.slow
 def test_every_system_on_a_train_test_pair(bench, tmp_path: Path) -> None:
     train = write_reviews(tmp_path / "train.csv", n=300, seed=1)
     test = write_reviews(tmp_path / "test.csv", n=100, seed=2)

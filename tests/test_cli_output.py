@@ -171,7 +171,7 @@ def test_predict_text_file_to_csv_round_trips_every_text(cli, trained_model: Pat
     expected = cli(["predict", "--model", trained_model, "--json", *texts])
     for row, want in zip(rows, map(json.loads, expected.stdout.splitlines()), strict=True):
         assert row["label"] == want["label"] and float(row["probability"]) == want["probability"]
-        assert row["no_known_words"] == str(want["no_known_words"])
+        assert row["no_known_words"] == json.dumps(want["no_known_words"])  # true / false, as in JSON
 
 
 def test_config_show_fills_defaults_and_applies_set(cli, tiny_config: Path) -> None:

@@ -234,6 +234,7 @@ KILLS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("moment", "env", "sig", "code"), KILLS.values(), ids=KILLS.keys())
 def test_kill_at_any_moment_leaves_previous_model_intact(
     tiny_config: Path, tmp_path: Path, trained_model: Path, moment: str, env: dict, sig: int, code: int
@@ -260,6 +261,7 @@ def test_kill_at_any_moment_leaves_previous_model_intact(
         assert leftovers == ["tiny"]
 
 
+@pytest.mark.slow
 def test_sigint_in_a_real_process_then_resume(
     cli, tiny_config: Path, tmp_path: Path, trained_model: Path
 ) -> None:

@@ -73,7 +73,10 @@ app.add_typer(config_app, name="config")
 ConfigOpt = Annotated[
     str,
     typer.Option(
-        "--config", "-c", help="A YAML config file, or a shipped config by name (sentiment config list)."
+        "--config",
+        "-c",
+        metavar="CONFIG",
+        help="A YAML config file, or a shipped config by name (sentiment config list).",
     ),
 ]
 SetOpt = Annotated[
@@ -87,7 +90,9 @@ SetOpt = Annotated[
 ]
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="Model directory (default: the one the last `train` wrote)."),
+    typer.Option(
+        "--model", "-m", metavar="DIR", help="Model directory (default: the one the last `train` wrote)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 QuietOpt = Annotated[
@@ -132,23 +137,32 @@ def train(
         typer.Option(
             "--data",
             "-d",
+            metavar="FILE",
             help="Train on this labelled file (CSV/TSV/Parquet/JSON lines): columns and positive label are "
             "guessed when plain, rows split shuffled and stratified.",
         ),
     ] = None,
     text_column: Annotated[
-        str | None, typer.Option("--text-column", help="With --data: the text column.")
+        str | None, typer.Option("--text-column", metavar="NAME", help="With --data: the text column.")
     ] = None,
     label_column: Annotated[
-        str | None, typer.Option("--label-column", help="With --data: the label column.")
+        str | None, typer.Option("--label-column", metavar="NAME", help="With --data: the label column.")
     ] = None,
     positive_label: Annotated[
-        str | None, typer.Option("--positive-label", help="With --data: the positive class's label value.")
+        str | None,
+        typer.Option(
+            "--positive-label", metavar="VALUE", help="With --data: the positive class's label value."
+        ),
     ] = None,
     set_: SetOpt = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Model directory to write (default: output_dir/<config name>)."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Model directory to write (default: output_dir/<config name>).",
+        ),
     ] = None,
     resume: Annotated[
         bool,
@@ -237,11 +251,18 @@ def eval_(
     model: ModelOpt = None,
     data: Annotated[
         Path | None,
-        typer.Option("--data", "-d", help="Evaluate on this labelled file instead of the saved test split."),
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="FILE",
+            help="Evaluate on this labelled file instead of the saved test split.",
+        ),
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option("--threshold", min=0.0, max=1.0, help="Decision threshold (default: the model's)."),
+        typer.Option(
+            "--threshold", metavar="P", min=0.0, max=1.0, help="Decision threshold (default: the model's)."
+        ),
     ] = None,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
@@ -279,28 +300,45 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
 @app.command()
 @_handle_errors
 def predict(
-    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    # hidden from the argument list (which would print its Python type); the usage line and help say it all
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Texts to classify.", show_default=False, metavar="TEXT", hidden=True),
+    ] = None,
     model: ModelOpt = None,
     file: Annotated[
         Path | None,
         typer.Option(
             "--file",
             "-f",
+            metavar="FILE",
             help="One text per line ('-' reads stdin), or a CSV/TSV/Parquet/JSONL file with a text column.",
         ),
     ] = None,
     text_column: Annotated[
         str | None,
-        typer.Option("--text-column", help="Text column of a table --file (default: the model's)."),
+        typer.Option(
+            "--text-column", metavar="NAME", help="Text column of a table --file (default: the model's)."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write a CSV: input columns (or text) + label, probability."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write a CSV: input columns (or text) + label, probability.",
+        ),
     ] = None,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Label and probability of the positive class for each text: a table, JSON lines (--json) or a CSV."""
+    """Label and probability of the positive class for each TEXT (or each text of --file).
+
+    A table for texts given as arguments on a terminal; otherwise (a --file, or output to a pipe or file) one
+    line per text: label, probability and the text on one line, tab-separated. --json writes JSON lines
+    (with a table file's other columns), --output a CSV.
+    """
     from sentiment.paths import resolve_model_dir
     from sentiment.predictor import Predictor
 
@@ -329,21 +367,27 @@ def predict(
         # Undecodable argv bytes arrive as lone surrogates, which UTF-8 output cannot hold: make them U+FFFD.
         inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
     predictions = predictor.predict(inputs, workers=0)  # large inputs use every core
+    from sentiment import report
+
     if output is not None:
-        from sentiment.report import write_predictions_csv
-
-        write_predictions_csv(output, predictions, table)
+        report.write_predictions_csv(output, predictions, table)
         typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
-        return
-    if json_:
-        sys.stdout.write("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in predictions))
-        return
-    from sentiment.report import print_predictions
+    elif json_:
+        report.write_predictions_json(sys.stdout, predictions, table)
+    elif file is None and sys.stdout.isatty():
+        report.print_predictions(predictions)  # a few texts, a person reading: the table
+    else:
+        report.write_prediction_lines(sys.stdout, predictions)  # one line per text, at batch speed
+        unknown = sum(p.no_known_words for p in predictions)
+        if unknown:
+            typer.echo(
+                f"{unknown} text(s) marked *: no word of the text is in the model's vocabulary", err=True
+            )
 
-    print_predictions(predictions)
 
-
-ConfigArg = Annotated[str, typer.Argument(help="A YAML config file, or a shipped config's name.")]
+ConfigArg = Annotated[
+    str, typer.Argument(metavar="CONFIG", help="A YAML config file, or a shipped config's name.")
+]
 
 
 @config_app.command("list")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sentiment.errors import DataError
 
@@ -137,15 +137,27 @@ def _csv_field(value: str) -> str:
     return _quoted(value) if any(c in value for c in ',"\r\n') else value
 
 
+def _with_inputs(table: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
+    """The input table's columns, renamed ``input_<name>`` where a prediction field has the same name."""
+    clash = {c: f"input_{c}" for c in table.columns if c in fields}
+    return table.rename(columns=clash) if clash else table.copy()
+
+
+PREDICTION_FIELDS = ["label", "probability", "no_known_words"]
+
+
 def write_predictions_csv(path: Path, predictions: Sequence[Prediction], table: pd.DataFrame | None) -> None:
+    """A CSV: the input's columns (or the text) then label, probability (plain decimals) and no_known_words
+    (true / false, as in JSON)."""
     from sentiment.atomic import atomic_file
 
+    flags = ["true" if p.no_known_words else "false" for p in predictions]
     with atomic_file(path) as fh:
         if table is not None:
-            out = table.copy()
+            out = _with_inputs(table, PREDICTION_FIELDS)
             out["label"] = [p.label for p in predictions]
-            out["probability"] = [round(p.probability, 6) for p in predictions]
-            out["no_known_words"] = [p.no_known_words for p in predictions]
+            out["probability"] = [f"{p.probability:.6f}" for p in predictions]
+            out["no_known_words"] = flags
             out.to_csv(fh, index=False)
             return
         # Rows built by hand, every text quoted with its quotes doubled (RFC 4180): 6x faster than
@@ -153,6 +165,30 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], table: 
         label = {name: _csv_field(name) for name in {p.label for p in predictions}}
         fh.write("text,label,probability,no_known_words\r\n")
         fh.writelines(
-            f"{_quoted(p.text)},{label[p.label]},{p.probability:.6f},{p.no_known_words}\r\n"
+            f"{_quoted(p.text)},{label[p.label]},{p.probability:.6f},{flag}\r\n"
+            for p, flag in zip(predictions, flags, strict=True)
+        )
+
+
+def write_predictions_json(
+    stream: TextIO, predictions: Sequence[Prediction], table: pd.DataFrame | None
+) -> None:
+    """JSON lines, one object per text; a table file's other columns (an id, say) come first."""
+    import json
+
+    dicts = [p.to_dict() for p in predictions]
+    if table is not None:
+        rows = _with_inputs(table, list(dicts[0]) if dicts else []).to_dict(orient="records")
+        dicts = [{**row, **d} for row, d in zip(rows, dicts, strict=True)]
+    stream.write("".join(json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in dicts))
+
+
+def write_prediction_lines(stream: TextIO, predictions: Sequence[Prediction]) -> None:
+    """One line per text: label, probability, the text on one line (tab-separated; ``*`` after the label
+    when no word of the text is known)."""
+    stream.write(
+        "".join(
+            f"{p.label}{'*' if p.no_known_words else ''}\t{p.probability:.4f}\t{' '.join(p.text.split())}\n"
             for p in predictions
         )
+    )

@@ -51,7 +51,8 @@ class TokenizerSettings:
         return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
 
 
-def _is_negation(token: str) -> bool:
+def is_negation(token: str) -> bool:
+    """not, no, never, ... and the n't forms (don't, isn't ...)."""
     return token in _NEGATIONS or token.endswith("n't")
 
 
@@ -65,7 +66,7 @@ def _mark_negation(tokens: list[str], boundary: str = "\n") -> list[str]:
                 out.append(token)
             continue
         out.append(f"not_{token}" if negated else token)
-        if _is_negation(token):
+        if is_negation(token):
             negated = True
     return out
 

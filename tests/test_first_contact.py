@@ -1,0 +1,151 @@
+"""What a new user meets first: training on their own file with no config, configs by name, output that
+lines up with the input, negation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import write_reviews
+
+QUICK = ["--set", "word2vec.workers=1", "--set", "word2vec.epochs=5", "--set", "training.epochs=8"]
+
+
+def negation_reviews(path: Path, n: int = 600) -> Path:
+    """Positive texts say "good" or "not bad", negative ones "bad" or "not good": each of good, bad and not
+    is as frequent in both classes, so only the word pairs tell them apart."""
+    rng = random.Random(0)
+    filler = ["the", "a", "film", "movie", "plot", "actor", "scene", "story", "was", "it", "director"]
+    filler += ["music", "camera", "script", "ending", "cast"]
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for i in range(n):
+            positive = i % 2 == 0
+            words = rng.choices(filler, k=rng.randint(4, 9))
+            words.insert(
+                rng.randint(0, len(words)),
+                rng.choice(["good", "not bad"] if positive else ["bad", "not good"]),
+            )
+            writer.writerow([" ".join(words), int(positive)])
+    return path
+
+
+def test_train_on_your_own_file_without_a_config(cli, tmp_path: Path) -> None:
+    data = write_reviews(
+        tmp_path / "mine.csv", text_column="comment", label_column="ok", labels=("no", "yes")
+    )
+    result = cli(["train", "--data", data, "--output", tmp_path / "model", "--json", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    assert "data: text column 'comment', label column 'ok', positive label 'yes', guessed from mine.csv" in (
+        result.stderr
+    )
+    out = json.loads(result.stdout)  # --json: one object on stdout, nothing else
+    assert out["model"] == str((tmp_path / "model").resolve()) and out["test"]["accuracy"] > 0.9
+    saved = yaml.safe_load((tmp_path / "model" / "config.yaml").read_text())
+    assert saved["data"]["path"] == str(data) and saved["data"]["kaggle_handle"] is None
+    assert (saved["data"]["text_column"], saved["data"]["positive_label"], saved["data"]["shuffle"]) == (
+        "comment",
+        "yes",
+        True,
+    )
+    result = cli(
+        ["predict", "--model", tmp_path / "model", "a wonderful gripping film", "awful boring waste"]
+    )
+    assert result.stdout.split("\t")[0] == "yes" and "\nno\t" in result.stdout
+
+
+def test_a_model_trained_on_raw_text_reads_negation(cli, tmp_path: Path) -> None:
+    data = negation_reviews(tmp_path / "negation.csv")
+    result = cli(
+        ["train", "--data", data, "--output", tmp_path / "model", "--quiet", "--set", "word2vec.workers=1"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "negation words" not in result.stderr
+    texts = ["the film was not good", "the film was not bad", "the film was good", "the film was bad"]
+    result = cli(["predict", "--model", tmp_path / "model", "--json", *texts])
+    labels = [json.loads(line)["label"] for line in result.stdout.splitlines()]
+    assert labels == ["0", "1", "1", "0"]
+
+
+def test_text_without_negation_words_is_pointed_out(cli, tmp_path: Path) -> None:
+    data = write_reviews(tmp_path / "stripped.csv", n=3000)  # 30,000 tokens, and no not / no / n't
+    result = cli(["train", "--data", data, "--output", tmp_path / "model", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    assert "warning: the training text has almost no negation words" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([("one text here", "a"), ("another text", "b")], "pass --positive-label b (or a)"),
+        (
+            [("one text here", "a"), ("two", "b"), ("three", "c")],
+            "found 3: a, b, c; pass the right --label-column",
+        ),
+    ],
+    ids=["unclear-positive", "three-classes"],
+)
+def test_label_errors_name_the_flag(cli, tmp_path: Path, rows: list[tuple[str, str]], expected: str) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("review,sentiment\n" + "".join(f"{t},{label}\n" for t, label in rows * 20))
+    result = cli(["train", "--data", data])
+    assert result.exit_code == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unclear_columns_name_the_flag(cli, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,c\n" + "x y z,1,0\n" * 20)
+    result = cli(["train", "--data", data])
+    assert result.exit_code == 2 and "among a, b, c; pass --text-column NAME" in result.stderr
+    result = cli(["train", "--text-column", "a"])
+    assert result.exit_code == 2 and "--text-column goes with --data FILE" in result.stderr
+
+
+def test_shipped_configs_by_name(cli, tmp_path: Path) -> None:
+    result = cli(["config", "list"])
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [
+        "default",
+        "imdb",
+        "imdb_plain",
+        "tutorial",
+    ]
+    shown = cli(["config", "show", "default"])
+    mine = tmp_path / "my.yaml"
+    mine.write_text(shown.stdout)
+    assert cli(["config", "show", str(mine)]).stdout == shown.stdout  # a config of one's own, same settings
+    missing = cli(["config", "validate", "default", "--set", f"data.path={tmp_path / 'nowhere.csv'}"])
+    assert missing.exit_code == 2 and "data.path: file not found" in missing.stderr
+    unknown = cli(["train", "--config", "defualt"])
+    assert unknown.exit_code == 2 and "shipped config: default, imdb, imdb_plain, tutorial" in unknown.stderr
+
+
+def test_predict_output_lines_up_with_the_input(cli, trained_model: Path, tmp_path: Path) -> None:
+    texts = ["a wonderful film", 'tabs\tand "quotes"', "zzzz qqqq"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    result = cli(["predict", "--model", trained_model, "--file", tmp_path / "in.txt"])
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(len(line.split("\t")) == 3 for line in lines)
+    assert lines[1].split("\t")[2] == 'tabs and "quotes"' and lines[2].split("\t")[0].endswith("*")
+    table = tmp_path / "in.csv"
+    table.write_text("id,review,label\n7,a wonderful film,x\n8,dull and boring,y\n")
+    rows = [
+        json.loads(line)
+        for line in cli(["predict", "--model", trained_model, "--file", table, "--json"]).stdout.splitlines()
+    ]
+    assert [(r["id"], r["input_label"]) for r in rows] == [
+        ("7", "x"),
+        ("8", "y"),
+    ]  # the input columns stay, as read
+    cli(["predict", "--model", trained_model, "--file", table, "--output", tmp_path / "out.csv"])
+    with (tmp_path / "out.csv").open() as fh:
+        out = list(csv.DictReader(fh))
+    assert [r["input_label"] for r in out] == ["x", "y"]
+    assert all(len(r["probability"].split(".")[1]) == 6 and "e" not in r["probability"] for r in out)
+    assert {r["no_known_words"] for r in out} <= {"true", "false"}
