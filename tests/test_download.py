@@ -70,6 +70,7 @@ def test_train_from_kaggle_handle_through_the_cli(cli, tmp_path: Path) -> None:
     config.write_text(text.replace("  path: null\n", f"  kaggle_handle: {HANDLE}\n  kaggle_file: {FILE}\n"))
     result = cli(["train", "--config", config, "--output", tmp_path / "model"])
     assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("Kaggle is unreachable") == 1  # the dataset is looked up once per run
     assert "cached version 4" in result.stderr
     assert "small-reviews/versions/4" in (tmp_path / "model" / "meta.json").read_text()
 
