@@ -25,14 +25,18 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
 
 
-def cache_version(version: int, *, complete: bool = True, n: int = 200) -> Path:
-    """Lay out a dataset version the way kagglehub's cache stores it (file + completion marker)."""
+def cache_version(version: int, *, complete: bool = True, n: int = 200, whole: bool = False) -> Path:
+    """Lay out a dataset version the way kagglehub's cache stores it: the file and the completion marker of a
+    single-file download (``dataset_download(handle, path=FILE)``), or with ``whole`` the marker of a
+    whole-dataset download (``dataset_download(handle)``, the tutorial's)."""
     root = Path(os.environ["KAGGLEHUB_CACHE"]) / "datasets" / "someone" / "small-reviews"
     target = root / "versions" / str(version) / FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     write_reviews(target, n=n, seed=version)
     if complete:
-        marker = root / ".complete" / str(version) / f"{FILE}.complete"
+        marker = (
+            root / f"{version}.complete" if whole else root / ".complete" / str(version) / f"{FILE}.complete"
+        )
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
     return target
@@ -51,6 +55,19 @@ def test_offline_uses_newest_complete_cached_version(caplog: pytest.LogCaptureFi
 def test_versioned_handle_is_served_from_cache() -> None:
     expected = cache_version(1)
     assert download_dataset(f"{HANDLE}/versions/1", FILE) == expected
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["latest", "versioned-handle"])
+def test_offline_after_a_whole_dataset_download(caplog: pytest.LogCaptureFixture, versioned: bool) -> None:
+    """The tutorial downloads the whole dataset: kagglehub then marks the version, not the file, complete."""
+    expected = cache_version(5, whole=True)
+    cache_version(6, whole=True, complete=False)  # cut short: never used
+    handle = f"{HANDLE}/versions/5" if versioned else HANDLE
+    with caplog.at_level(logging.WARNING):
+        assert download_dataset(handle, FILE) == expected
+    assert ("using cached version 5" in caplog.text) is not versioned
+    with pytest.raises(DataError, match="not in the kagglehub cache"):
+        download_dataset(f"{HANDLE}/versions/6", FILE)
 
 
 def test_not_cached_says_how_to_use_a_local_file() -> None:

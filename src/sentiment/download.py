@@ -42,22 +42,24 @@ def parse_handle(handle: str) -> tuple[str, str, int | None]:
     return match["owner"], match["slug"], int(version) if version else None
 
 
-def cached_versions(handle: str, file: str | None) -> list[int]:
-    """Versions of a dataset that kagglehub's cache holds completely (newest first)."""
+def cached_versions(handle: str, file: str | None) -> list[tuple[int, bool]]:
+    """Versions of a dataset that kagglehub's cache holds completely, newest first, each with whether only
+    the whole-dataset download holds it (else ``file`` was downloaded by itself).
+
+    kagglehub writes a completion marker only once a download has finished:
+    ``.complete/<version>/<file>.complete`` after a single-file download (``dataset_download(handle, path=file)``), ``<version>.complete`` beside
+    ``versions/<version>/`` after a whole-dataset one (``dataset_download(handle)``, as the tutorial does).
+    """
     owner, slug, _ = parse_handle(handle)
     base = kagglehub_cache_root() / "datasets" / owner / slug
     versions = []
     for entry in (base / "versions").glob("*") if (base / "versions").is_dir() else []:
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or not (entry / file if file else entry).exists():
             continue
-        # kagglehub writes a completion marker only once a download has finished.
-        if file:
-            marker = base / ".complete" / entry.name / f"{file}.complete"
-        else:
-            marker = base / f"{entry.name}.complete"
-        target = entry / file if file else entry
-        if marker.exists() and target.exists():
-            versions.append(int(entry.name))
+        single = bool(file) and (base / ".complete" / entry.name / f"{file}.complete").exists()
+        whole = (base / f"{entry.name}.complete").exists()
+        if single or whole:
+            versions.append((int(entry.name), not single))
     return sorted(versions, reverse=True)
 
 
@@ -71,11 +73,11 @@ def _not_found_message(handle: str, file: str | None, reason: str) -> str:
 
 def download_dataset(handle: str, file: str | None = None) -> Path:
     """Path of ``file`` (or of the dataset folder) of a Kaggle dataset, downloading it when needed."""
-    owner, slug, version = parse_handle(handle)
     import kagglehub  # heavy-ish; only the download path needs it
 
+    parse_handle(handle)
     try:
-        path = kagglehub.dataset_download(handle, path=file)
+        path = Path(kagglehub.dataset_download(handle, path=file))
     except Exception as exc:  # kagglehub raises requests, HTTP and its own errors alike
         reason = _short_reason(exc)
         if _is_not_found(exc):
@@ -83,21 +85,31 @@ def download_dataset(handle: str, file: str | None = None) -> Path:
                 f"Kaggle dataset '{handle}' (file {file!r}) does not exist ({reason}); check "
                 "data.kaggle_handle (owner/slug, as in the dataset's URL) and data.kaggle_file"
             ) from None
-        if version is not None:
-            raise DataError(_not_found_message(handle, file, reason)) from None
-        versions = cached_versions(handle, file)
-        if not versions:
-            raise DataError(_not_found_message(handle, file, reason)) from None
-        versioned = f"{owner}/{slug}/versions/{versions[0]}"
-        log.warning("Kaggle is unreachable (%s); using cached version %d of %s", reason, versions[0], handle)
-        try:
-            path = kagglehub.dataset_download(versioned, path=file)
-        except Exception as exc2:
-            raise DataError(_not_found_message(handle, file, _short_reason(exc2))) from None
-    result = Path(path)
-    if not result.exists():
-        raise DataError(f"kagglehub returned {result}, which does not exist")
-    return result
+        path = _from_cache(handle, file, reason)
+    if not path.exists():
+        raise DataError(f"kagglehub returned {path}, which does not exist")
+    return path
+
+
+def _from_cache(handle: str, file: str | None, reason: str) -> Path:
+    """Kaggle cannot be reached: the newest complete cached version (the handle's own, when versioned),
+    asked of kagglehub by its versioned handle, which it serves from the cache without the network."""
+    import kagglehub
+
+    owner, slug, version = parse_handle(handle)
+    versions = [(n, whole) for n, whole in cached_versions(handle, file) if version in (None, n)]
+    if not versions:
+        raise DataError(_not_found_message(handle, file, reason))
+    number, whole = versions[0]
+    if version is None:
+        log.warning("Kaggle is unreachable (%s); using cached version %d of %s", reason, number, handle)
+    versioned = f"{owner}/{slug}/versions/{number}"
+    try:
+        if whole and file:  # the whole dataset is cached: kagglehub knows no marker for the file alone
+            return Path(kagglehub.dataset_download(versioned)) / file
+        return Path(kagglehub.dataset_download(versioned, path=file))
+    except Exception as exc:
+        raise DataError(_not_found_message(handle, file, _short_reason(exc))) from None
 
 
 def _is_not_found(exc: Exception) -> bool:
