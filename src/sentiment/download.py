@@ -47,8 +47,9 @@ def cached_versions(handle: str, file: str | None) -> list[tuple[int, bool]]:
     the whole-dataset download holds it (else ``file`` was downloaded by itself).
 
     kagglehub writes a completion marker only once a download has finished:
-    ``.complete/<version>/<file>.complete`` after a single-file download (``dataset_download(handle, path=file)``), ``<version>.complete`` beside
-    ``versions/<version>/`` after a whole-dataset one (``dataset_download(handle)``, as the tutorial does).
+    ``.complete/<version>/<file>.complete`` after a single-file download (``dataset_download(handle,
+    path=file)``), ``<version>.complete`` beside ``versions/<version>/`` after a whole-dataset one
+    (``dataset_download(handle)``, as the tutorial does).
     """
     owner, slug, _ = parse_handle(handle)
     base = kagglehub_cache_root() / "datasets" / owner / slug
