@@ -47,3 +47,41 @@ def test_write_atomic_replaces_a_file_whole(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         write_atomic(path, 3)  # type: ignore[arg-type]
     assert path.read_text() == "two\n" and sorted(p.name for p in path.parent.iterdir()) == ["pointer"]
+
+
+COMMITTER = """
+import os, sys, time
+from pathlib import Path
+from sentiment import atomic
+
+real_rename = os.rename
+
+
+def slow_rename(a, b):  # widen the window between "no target yet" and the rename: both runs look first
+    time.sleep(0.3)
+    real_rename(a, b)
+
+
+atomic.os.rename = slow_rename
+with atomic.atomic_dir(Path(sys.argv[1])) as staging:
+    (staging / "run").write_text(sys.argv[2])
+print("committed")
+"""
+
+
+def test_two_runs_committing_to_one_place_at_once_both_succeed(tmp_path: Path) -> None:
+    """Without the lock both saw no target, and the second rename failed: 'Directory not empty'."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "model"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", COMMITTER, str(target), name], stdout=subprocess.PIPE, text=True
+        )
+        for name in ("a", "b")
+    ]
+    outs = [run.communicate(timeout=60)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0] and outs == ["committed\n"] * 2
+    assert sorted(p.name for p in target.iterdir()) == ["run"] and (target / "run").read_text() in ("a", "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

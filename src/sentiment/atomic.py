@@ -52,19 +52,39 @@ def _fsync_tree(directory: Path) -> None:
                 os.fsync(fh.fileno())
 
 
+@contextlib.contextmanager
+def _parent_locked(target: Path) -> Iterator[None]:
+    """An exclusive lock on ``target``'s directory while a commit looks at ``target`` and moves things: two
+    runs committing to the same place at once then take turns (the later one replaces the earlier), where
+    both would otherwise find no ``target`` and the second rename fail. A no-op where flock does not exist."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def commit_dir(staging: Path, target: Path) -> None:
     """Move a fully written ``staging`` directory to ``target``, replacing a previous one atomically."""
     _fsync_tree(staging)
-    if not target.exists():
-        os.rename(staging, target)
-    elif target.is_dir() and _rename_exchange(staging, target):
-        shutil.rmtree(staging)  # now holds the previous content
-    else:
-        # Fallback: two renames; the previous content stays on disk (as .old) until the new one is in place.
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.rename(target, old)
-        os.rename(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
+    with _parent_locked(target):
+        if not target.exists():
+            os.rename(staging, target)
+        elif target.is_dir() and _rename_exchange(staging, target):
+            shutil.rmtree(staging)  # now holds the previous content
+        else:
+            # Fallback: two renames; the previous content stays on disk (as .old) until the new one is in
+            # place.
+            old = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.rename(target, old)
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
     with contextlib.suppress(OSError):
         fd = os.open(target.parent, os.O_RDONLY)
         os.fsync(fd)
@@ -86,7 +106,7 @@ def atomic_dir(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
-        if keep_existing and target.exists():
+        if keep_existing and target.exists():  # another writer made the entry: same content, keep it
             shutil.rmtree(staging)
         else:
             commit_dir(staging, target)
