@@ -121,3 +121,30 @@ def test_parallel_encoding_equals_serial(
     parallel = prepare(config)
     assert forks == [12]  # train, validation and test, four slices each
     _same(serial, parallel)
+
+
+def test_caches_deleted_during_a_cached_run(
+    tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README says the cache folders can go at any time: a run that loaded its data from them finishes,
+    reading again what it still needs (the test rows)."""
+    import shutil
+
+    import sentiment.pipeline as pipeline
+    from sentiment.paths import home_dir
+
+    first = pipeline.train(load_config(tiny_config), tmp_path / "a")
+    real = pipeline.prepare
+
+    def then_delete(*args, **kwargs):
+        prepared = real(*args, **kwargs)
+        assert prepared.cache_hit
+        for kind in ("prepared", "word2vec"):
+            shutil.rmtree(home_dir() / kind)
+        return prepared
+
+    monkeypatch.setattr(pipeline, "prepare", then_delete)
+    again = pipeline.train(load_config(tiny_config), tmp_path / "b")
+    assert again.metrics == first.metrics
+    rows = [gzip.decompress((out.model_dir / "test.jsonl.gz").read_bytes()) for out in (first, again)]
+    assert rows[0] == rows[1]

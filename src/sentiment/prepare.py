@@ -9,6 +9,7 @@ the Word2Vec cache, referenced by key.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shutil
@@ -60,12 +61,18 @@ class Prepared:
     cache_hit: bool = False
     test_texts: list[str] | None = None  # None when loaded from the cache: the rows are in test_rows_file
     test_rows_file: Path | None = None
+    reload: Callable[[], Splits] | None = None  # reads the data again: the cache may be deleted mid-run
 
     def write_test_rows(self, path: Path) -> None:
         """The test split as JSON lines (text, label), for ``sentiment eval`` of the saved model."""
-        if self.test_rows_file is not None and self.test_rows_file.exists():
-            shutil.copyfile(self.test_rows_file, path)
-            return
+        with contextlib.suppress(FileNotFoundError):
+            if self.test_rows_file is not None:
+                shutil.copyfile(self.test_rows_file, path)
+                return
+        if (
+            self.test_texts is None and self.reload is not None
+        ):  # the cache entry went away: read the data again
+            self.test_texts = self.reload().test.texts
         if self.test_texts is None:
             raise FileNotFoundError(f"the cached test rows are gone: {self.test_rows_file}")
         write_test_rows(path, self.test_texts, self.labels["test"], self.label_names)
@@ -91,6 +98,7 @@ def prepare(config: Config, reporter: Reporter | None = None) -> Prepared:
             f"{cached.vectors.shape[1]} dims (data, text and Word2Vec settings unchanged)"
         )
         _check_negation(cached, reporter)
+        cached.reload = functools.partial(load_splits, config.data, config.seed, path)
         return cached
     assert splits is not None
     prepared = _compute(config, splits, reporter)
