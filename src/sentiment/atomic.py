@@ -15,6 +15,21 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def check_writable(path: Path, what: str) -> None:
+    """Fail early, with a message naming ``path``, when ``path`` could not be written later: a file in the
+    way of a directory on its path, or a directory that exists but may not be written to."""
+    from sentiment.errors import SentimentError
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise SentimentError(f"{what} {path} cannot be created: {existing} is a file, not a directory")
+    folder = existing if existing.is_dir() else existing.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SentimentError(f"{what} {path} cannot be written: no write permission in {folder}")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

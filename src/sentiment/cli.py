@@ -344,6 +344,14 @@ def predict(
 
     if texts and file is not None:
         raise SentimentError("give texts as arguments or --file, not both")
+    if output is not None:
+        from sentiment.atomic import check_writable
+
+        if output.is_dir():
+            raise SentimentError(
+                f"--output {output} is a directory; give a file name (e.g. {output}/scored.csv)"
+            )
+        check_writable(output, "--output")
     model_dir = resolve_model_dir(model)
     predictor = Predictor.load(model_dir)
     table = None

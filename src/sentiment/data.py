@@ -3,6 +3,7 @@ test. Warnings (dropped rows) are returned with the data, so a cached run can re
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,7 +61,7 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
         raise DataError(f"{path}: not UTF-8 text ({where}); re-save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, ValueError, OSError, EOFError) as exc:
+    except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:  # zlib: damaged .gz
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot parse as {fmt}: {first[:200]}") from None
     if frame.empty:

@@ -106,9 +106,19 @@ def train(
 
 
 def output_path(config: Config, output: str | Path | None, config_name: str) -> Path:
+    """Where the model directory goes, checked before any work: a path that cannot be written is an error
+    now, not after the training (and so is a state directory that cannot hold the caches)."""
+    from sentiment.atomic import check_writable
+    from sentiment.paths import home_dir
+
     target = Path(output) if output is not None else Path(config.output_dir) / config_name
     if target.exists() and not target.is_dir():
         raise ConfigError(f"output path exists and is not a directory: {target}")
+    check_writable(target, "the model directory")
+    home = home_dir()
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"SENTIMENT_HOME {home} is a file; it must be a directory (or not exist yet)")
+    check_writable(home, "the state directory (SENTIMENT_HOME)")
     return target
 
 

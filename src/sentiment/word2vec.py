@@ -185,6 +185,14 @@ def _train(corpus: Corpus, settings: dict, on_epoch: Callable[[int, int], None] 
         build_vocab(model, corpus)
     else:  # gensim prunes its vocabulary while scanning: let it scan
         model.build_vocab(corpus_file=str(corpus.path))
+    if len(model.wv) == 0:
+        from sentiment.errors import DataError
+
+        most = max(corpus.counts.values(), default=0)
+        raise DataError(
+            f"word2vec.min_count={settings['min_count']} leaves no word to train on (the most frequent word "
+            f"occurs {most} times); lower it with --set word2vec.min_count=N"
+        )
     model.train(
         corpus_file=str(corpus.path),
         total_examples=model.corpus_count,
