@@ -249,3 +249,24 @@ def test_shell_completion(cli) -> None:
     env = {"_SENTIMENT_COMPLETE": "complete_bash", "COMP_WORDS": "sentiment config ", "COMP_CWORD": "2"}
     result = CliRunner().invoke(app, [], prog_name="sentiment", env=env)
     assert result.exit_code == 0 and result.stdout.split() == ["list", "show", "validate"]
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_unless_told_otherwise(given: str | None, expected: str) -> None:
+    """Spinning OpenMP threads made fine-tuning 2.2x slower beside one busy process (benchmark_threads.py)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: print(os.environ.get('OMP_WAIT_POLICY')))\n"
+        "sys.argv = ['sentiment', '--version']\n"
+        "from sentiment.cli import main\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == expected

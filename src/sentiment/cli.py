@@ -436,6 +436,10 @@ def config_validate(config: ConfigArg, set_: SetOpt = None, debug: DebugOpt = Fa
 
 def main() -> NoReturn:
     """Console entry point (``sentiment``) and ``python -m sentiment``."""
+    # OpenMP threads that sleep when idle instead of spinning: with another busy process on a 2-core machine,
+    # fine-tuning took 2.2x as long with spinning threads, 1.07x with sleeping ones, for 14 % more on an idle
+    # machine (scripts/benchmark_threads.py). Read once, when torch loads its OpenMP: set before any import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app(prog_name="sentiment")  # standalone mode: it always ends in SystemExit
         code: Any = 0
