@@ -4,6 +4,7 @@ and one line naming the problem; nothing is left behind."""
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,19 @@ def test_word2vec_setting_that_leaves_no_vocabulary(cli, tmp_path: Path) -> None
     assert_bad_input(
         result, "word2vec.min_count=100000 leaves no word to train on", "--set word2vec.min_count=N"
     )
+
+
+def test_text_cells_that_look_missing_are_text(tmp_path: Path) -> None:
+    from sentiment.data import read_table
+
+    path = tmp_path / "t.csv"
+    path.write_text("review,sentiment\nNA,positive\nnull,negative\nNone,positive\n,negative\nN/A,positive\n")
+    frame = read_table(path)
+    assert frame["review"].tolist()[:3] == ["NA", "null", "None"] and frame["review"].isna().tolist()[3]
+
+
+def test_a_line_is_what_ends_at_lf_or_crlf(cli, trained_model: Path, tmp_path: Path) -> None:
+    texts = ["a wonderful\x0cfilm", "dull\u2028and boring", "great\x0bcast"]
+    (tmp_path / "in.txt").write_bytes("\r\n".join(texts).encode() + b"\r\n")
+    result = cli(["predict", "--model", trained_model, "--file", tmp_path / "in.txt", "--json"])
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == texts

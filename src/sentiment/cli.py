@@ -291,7 +291,10 @@ def _read_lines(file: Path) -> list[str]:
             raise SentimentError(f"input file not found: {file}")
         raw = file.read_bytes()
     text = raw.decode("utf-8", errors="replace")
-    return [line for line in text.splitlines() if line.strip()]
+    # A line ends at LF or CRLF only, as users count lines; str.splitlines would also split at form feeds,
+    # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs.
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    return [line for line in lines if line.strip()]
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")

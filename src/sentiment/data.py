@@ -51,7 +51,15 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
         raise DataError(f"{path}: the file is empty")
     try:
         if fmt in ("csv", "tsv"):
-            frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", encoding="utf-8", dtype=str)
+            # Only an empty cell is missing: a review that reads "NA", "null" or "None" is text.
+            frame = pd.read_csv(
+                path,
+                sep="\t" if fmt == "tsv" else ",",
+                encoding="utf-8",
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+            )
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         else:

@@ -180,7 +180,9 @@ def write_predictions_json(
     if table is not None:
         rows = _with_inputs(table, list(dicts[0]) if dicts else []).to_dict(orient="records")
         dicts = [{**row, **d} for row, d in zip(rows, dicts, strict=True)]
-    stream.write("".join(json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in dicts))
+    lines = (json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in dicts)
+    # U+2028 / U+2029 escaped: valid JSON either way, but tools that split lines at them then see one per text
+    stream.write("".join(lines).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def write_prediction_lines(stream: TextIO, predictions: Sequence[Prediction]) -> None:
