@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sentiment import modeldir
+from sentiment.errors import ModelDirError
 from sentiment.features import Features
 from sentiment.mlp import MLPWeights, layer_names
 from sentiment.text import TextEncoder
@@ -47,3 +49,50 @@ def test_import_sentiment_offers_the_entry_points_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _copy(trained_model: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(trained_model, tmp_path / "model"))
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, "0.5", None])
+def test_a_threshold_outside_0_1_is_damage(trained_model: Path, tmp_path: Path, threshold: object) -> None:
+    model = _copy(trained_model, tmp_path)
+    meta = json.loads((model / "meta.json").read_text())
+    meta["threshold"] = threshold
+    (model / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelDirError, match=r"threshold .* is not in \[0, 1\]"):
+        modeldir.load(model)
+
+
+def test_non_finite_weights_are_refused(trained_model: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    model = _copy(trained_model, tmp_path)
+    tensors = modeldir.load_tensors(model)
+    tensors["mlp.0.bias"] = tensors["mlp.0.bias"].copy()
+    tensors["mlp.0.bias"][0] = np.nan
+    save_file(tensors, str(model / "model.safetensors"))
+    with pytest.raises(ModelDirError, match=r"non-finite values \(NaN or infinity\) in mlp.0.bias"):
+        modeldir.load(model)
+
+
+def test_a_model_swapped_in_while_loading_is_not_mixed_in(trained_model: Path, tmp_path: Path) -> None:
+    """predict while train replaces the same model directory: the files read are all the old model's."""
+    from sentiment.atomic import atomic_dir
+
+    model = _copy(trained_model, tmp_path)
+    old_vocab = json.loads((model / "vocab.json").read_text())
+    snapshot = modeldir._Snapshot(model)
+    try:
+        meta = snapshot.read("meta.json")
+        with atomic_dir(model) as staging:  # a training run commits a different model now
+            (staging / "meta.json").write_text("{}")
+            (staging / "vocab.json").write_text('["other"]')
+        assert json.loads(snapshot.read("vocab.json")) == old_vocab  # still the directory we opened
+        assert json.loads(meta)["format"] == modeldir.FORMAT
+    finally:
+        snapshot.close()
+    assert json.loads((model / "vocab.json").read_text()) == ["other"]

@@ -20,6 +20,7 @@ import csv
 import gzip
 import io
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -160,16 +161,42 @@ def write_test_rows(path: Path, texts: list[str], labels: np.ndarray, names: lis
 # -- reading --
 
 
-def _read_json(path: Path) -> Any:
+class _Snapshot:
+    """The files of one model directory as they were when opened: all opened at once through a descriptor of
+    the directory, so a ``train`` that swaps a new model into place (and deletes the old one) meanwhile can
+    neither mix its files into ours nor take ours away."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.files: dict[str, int] = {}
+        folder = os.open(model_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            for name in REQUIRED_FILES:
+                self.files[name] = os.open(name, os.O_RDONLY, dir_fd=folder)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            os.close(folder)
+
+    def read(self, name: str) -> bytes:
+        with os.fdopen(os.dup(self.files[name]), "rb") as fh:
+            return fh.read()
+
+    def close(self) -> None:
+        for fd in self.files.values():
+            os.close(fd)
+        self.files = {}
+
+
+def _read_json(data: bytes, path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         reason = exc.__class__.__name__
         raise ModelDirError(f"{path}: corrupted ({reason}); retrain or re-download the model") from None
 
 
-def read_meta(model_dir: Path) -> ModelMeta:
-    """Check the directory's presence, files and format version; returns its meta record."""
+def _check_present(model_dir: Path) -> None:
     if not model_dir.exists():
         raise ModelDirError(
             f"model directory not found: {model_dir}; pass --model DIR of a trained model "
@@ -182,7 +209,10 @@ def read_meta(model_dir: Path) -> ModelMeta:
         raise ModelDirError(
             f"{model_dir}: missing {', '.join(missing)}; it is not a complete model directory (retrain it)"
         )
-    raw = _read_json(model_dir / "meta.json")
+
+
+def _meta(data: bytes, model_dir: Path) -> ModelMeta:
+    raw = _read_json(data, model_dir / "meta.json")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ModelDirError(f"{model_dir}/meta.json: not a sentiment model (format field missing)")
     version = raw.get("format_version")
@@ -192,44 +222,73 @@ def read_meta(model_dir: Path) -> ModelMeta:
             f"(expects {FORMAT_VERSION}); {_RETRAIN}"
         )
     try:
-        return ModelMeta.from_dict(raw)
+        meta = ModelMeta.from_dict(raw)
     except TypeError as exc:
         raise ModelDirError(f"{model_dir}/meta.json: incomplete ({exc}); {_RETRAIN}") from None
+    threshold = meta.threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise ModelDirError(f"{model_dir}/meta.json: threshold {threshold!r} is not in [0, 1]; {_RETRAIN}")
+    return meta
 
 
-def load_vocab(model_dir: Path) -> list[str]:
-    vocab = _read_json(model_dir / "vocab.json")
+def _vocab(data: bytes, model_dir: Path) -> list[str]:
+    vocab = _read_json(data, model_dir / "vocab.json")
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise ModelDirError(f"{model_dir}/vocab.json: expected a JSON list of words")
     return vocab
 
 
-def load_tensors(model_dir: Path) -> dict[str, np.ndarray]:
-    """Read model.safetensors; a pickle, a truncated or a corrupted file is refused, running nothing."""
+def _tensors(data: bytes, model_dir: Path) -> dict[str, np.ndarray]:
+    """model.safetensors' arrays; a pickle, a truncated or corrupted file or non-finite weights are refused,
+    running nothing."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load as load_bytes
 
     path = model_dir / "model.safetensors"
     try:
-        return load_file(str(path))
+        tensors = load_bytes(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        with path.open("rb") as fh:
-            head = fh.read(4)
         # A pickle (protocol 2+ starts with 0x80) or torch.save's zip of pickles: never unpickled here.
-        is_pickle = head[:1] == b"\x80" or head == b"PK\x03\x04"
+        is_pickle = data[:1] == b"\x80" or data[:4] == b"PK\x03\x04"
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         if is_pickle:
             what = f"{path}: weights are a pickle (refused: loading it could run code)"
         else:
             what = f"{path}: weights are truncated or corrupted ({reason})"
         raise ModelDirError(f"{what}; retrain or re-download the model") from None
+    bad = [name for name, a in tensors.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if bad:
+        raise ModelDirError(
+            f"{path}: non-finite values (NaN or infinity) in {', '.join(sorted(bad))}; {_RETRAIN}"
+        )
+    return tensors
+
+
+def read_meta(model_dir: Path) -> ModelMeta:
+    """Check the directory's presence, files and format version; returns its meta record."""
+    _check_present(model_dir)
+    return _meta((model_dir / "meta.json").read_bytes(), model_dir)
+
+
+def load_tensors(model_dir: Path) -> dict[str, np.ndarray]:
+    """Read model.safetensors (checked as ``load`` checks it)."""
+    return _tensors((model_dir / "model.safetensors").read_bytes(), model_dir)
 
 
 def load(model_dir: str | Path) -> SavedModel:
     """The model in ``model_dir``, checked for consistency; any problem is a one-line ModelDirError."""
     model_dir = Path(model_dir)
-    meta = read_meta(model_dir)
-    vocab, tensors = load_vocab(model_dir), load_tensors(model_dir)
+    _check_present(model_dir)
+    try:
+        snapshot = _Snapshot(model_dir)
+    except FileNotFoundError:  # a new model was swapped in as we opened the files: open the new one
+        snapshot = _Snapshot(model_dir)
+    try:
+        meta = _meta(snapshot.read("meta.json"), model_dir)
+        vocab = _vocab(snapshot.read("vocab.json"), model_dir)
+        tensors = _tensors(snapshot.read("model.safetensors"), model_dir)
+    finally:
+        snapshot.close()
     try:
         model = SavedModel(
             meta,

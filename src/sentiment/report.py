@@ -180,9 +180,13 @@ def write_predictions_json(
     if table is not None:
         rows = _with_inputs(table, list(dicts[0]) if dicts else []).to_dict(orient="records")
         dicts = [{**row, **d} for row, d in zip(rows, dicts, strict=True)]
-    lines = (json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in dicts)
-    # U+2028 / U+2029 escaped: valid JSON either way, but tools that split lines at them then see one per text
-    stream.write("".join(lines).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    text = "".join(json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in dicts)
+    # U+0085, U+2028 and U+2029 escaped too (json escapes the other line breaks): valid JSON either way, but
+    # tools that split lines at them (Python's str.splitlines, JavaScript) then see one line per text
+    stream.write(text.translate(_LINE_BREAKS))
+
+
+_LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
 
 
 def write_prediction_lines(stream: TextIO, predictions: Sequence[Prediction]) -> None:
