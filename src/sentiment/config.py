@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -325,12 +326,12 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             candidates += list(Config.model_fields)
         suggestion = _suggest(loc, candidates)
         return f"{source}: unknown key '{loc}'{suggestion}"
-    value = first.get("input")
+    value = reprlib.repr(first.get("input"))  # a hostile value never makes a hostile message
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "literal_error":
-        return f"{source}: '{loc}' = {value!r} is not allowed: {message}"
+        return f"{source}: '{loc}' = {value} is not allowed: {message}"
     more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
-    return f"{source}: '{loc}' = {value!r}: {message}{more}"
+    return f"{source}: '{loc}' = {value}: {message}{more}"
 
 
 def parse_override(pair: str) -> tuple[str, Any]:
@@ -390,7 +391,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    _check_size(raw, path)
     return raw
+
+
+MAX_VALUES, MAX_DEPTH = 10_000, 20
+
+
+def _check_size(raw: Any, path: Path) -> None:
+    """Refuse, fast, a config that YAML aliases blow up (a "billion laughs") or that nests absurdly deep:
+    every use of an alias counts again, and the walk stops at the first limit, long before the expansion."""
+    stack, seen = [(raw, 0)], 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES or depth > MAX_DEPTH:
+            raise ConfigError(
+                f"{path}: more than {MAX_VALUES:,} values or {MAX_DEPTH} levels of nesting (YAML aliases "
+                "that expand?); a config is a few dozen keys"
+            )
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
