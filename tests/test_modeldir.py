@@ -96,3 +96,10 @@ def test_a_model_swapped_in_while_loading_is_not_mixed_in(trained_model: Path, t
     finally:
         snapshot.close()
     assert json.loads((model / "vocab.json").read_text()) == ["other"]
+
+
+def test_meta_nested_past_the_stack(trained_model: Path, tmp_path: Path) -> None:
+    model = _copy(trained_model, tmp_path)
+    (model / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelDirError, match=r"meta.json: corrupted \(RecursionError\)"):
+        modeldir.load(model)

@@ -141,3 +141,10 @@ def test_yaml_alias_expansion_fails_fast(cli, tmp_path: Path, where: str) -> Non
     assert time.perf_counter() - start < 5
     assert result.exit_code == 2 and "more than 10,000 values or 20 levels of nesting" in result.stderr
     assert len(result.stderr) < 300
+
+
+def test_config_nested_past_the_stack(cli, tmp_path: Path) -> None:
+    config = tmp_path / "deep.yaml"
+    config.write_text("data: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = cli(["config", "validate", config])
+    assert result.exit_code == 2 and "deep.yaml: nested too deeply to be a config" in result.stderr

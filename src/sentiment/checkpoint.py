@@ -178,7 +178,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"no checkpoint to resume from at {path}; {_RESTART}")
     try:
         payload = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{path}/{STATE_FILE}: unreadable ({type(exc).__name__}); {_RESTART}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a sentiment training checkpoint; {_RESTART}")

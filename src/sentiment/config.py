@@ -387,6 +387,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: YAML syntax error{where}: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes recursively: a hostile file nests past Python's stack
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

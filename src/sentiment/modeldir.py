@@ -191,7 +191,7 @@ class _Snapshot:
 def _read_json(data: bytes, path: Path) -> Any:
     try:
         return json.loads(data.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # recursion: absurd nesting
         reason = exc.__class__.__name__
         raise ModelDirError(f"{path}: corrupted ({reason}); retrain or re-download the model") from None
 
