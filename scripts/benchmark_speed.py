@@ -212,7 +212,8 @@ def bench_tokenise(args: argparse.Namespace, texts: list[str], config: Any) -> N
 def bench_pool(args: argparse.Namespace, texts: list[str], config: Any) -> None:
     import numpy as np
 
-    from sentiment.pooling import encode, pool
+    from sentiment.pooling import pool
+    from sentiment.text import encode
     from sentiment.tokenizer import TokenizerSettings, tokenize_many
 
     tokens = tokenize_many(texts, TokenizerSettings())
