@@ -149,3 +149,20 @@ def test_predict_output_lines_up_with_the_input(cli, trained_model: Path, tmp_pa
     assert [r["input_label"] for r in out] == ["x", "y"]
     assert all(len(r["probability"].split(".")[1]) == 6 and "e" not in r["probability"] for r in out)
     assert {r["no_known_words"] for r in out} <= {"true", "false"}
+
+
+def test_names_and_numbers_say_one_true_thing_once(cli, tmp_path: Path) -> None:
+    """The run's own words: each stage timed once, the file's labels in the summary's confusion table,
+    history.csv's learning rates named for what they drive."""
+    data = write_reviews(tmp_path / "mine.csv", labels=("no", "yes"))
+    result = cli(["train", "--data", data, "--output", tmp_path / "model", "-v", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    stages = [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("stage ")]
+    assert stages and len(stages) == len(set(stages)), stages
+    assert "┃ no " in result.stdout and "┃ yes " in result.stdout and "negative" not in result.stdout
+    with (tmp_path / "model" / "history.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    config = yaml.safe_load((tmp_path / "model" / "config.yaml").read_text())["training"]
+    assert {float(r["lr"]) for r in rows} == {config["lr"]}  # the MLP's
+    assert {float(r["embedding_lr"]) for r in rows} == {config["embedding_lr"]}  # the fine-tuned vectors'
+    assert {r["phase"] for r in rows} == {"fit", "refit"}
