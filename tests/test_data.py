@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write_reviews
+from conftest import SHARED, make_review, write_reviews
 from sentiment.config import DataConfig
 from sentiment.data import load_splits, read_table
 from sentiment.errors import DataError
@@ -104,3 +105,51 @@ def test_three_classes_are_refused(tmp_path: Path) -> None:
     ).to_csv(path, index=False)
     with pytest.raises(DataError, match="exactly two classes"):
         load_splits(DataConfig(path=str(path)), seed=0)
+
+
+def _grouped_reviews(path: Path, groups: int = 60, per_group: int = 8) -> Path:
+    import random
+
+    rng = random.Random(0)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "sentiment", "movie"])
+        for g in range(groups):
+            for i in range(per_group):
+                positive = (g + i) % 2 == 0
+                writer.writerow(
+                    [make_review(rng, positive), "positive" if positive else "negative", f"tt{g:04d}"]
+                )
+    return path
+
+
+def test_group_column_keeps_every_group_in_one_split(tmp_path: Path) -> None:
+    data = _grouped_reviews(tmp_path / "grouped.csv")
+    splits = load_splits(DataConfig(path=str(data), group_column="movie"), seed=3)
+    sides = [set(split.groups.tolist()) for split in (splits.train, splits.val, splits.test)]
+    assert all(not (a & b) for i, a in enumerate(sides) for b in sides[i + 1 :])  # group-disjoint
+    n = sum(len(s.labels) for s in (splits.train, splits.val, splits.test))
+    # 20 % of the 60 movies for test, 1/8 of the other 48 for validation (0.1 of the whole / 0.8)
+    assert n == 480 and len(splits.test.labels) == 12 * 8 and len(splits.val.labels) == 6 * 8
+    assert all(set(s.labels.tolist()) == {0, 1} for s in (splits.train, splits.val, splits.test))
+    again = load_splits(DataConfig(path=str(data), group_column="movie"), seed=3)
+    assert again.test.texts == splits.test.texts  # seeded
+
+
+def test_group_column_with_too_few_groups(tmp_path: Path) -> None:
+    data = _grouped_reviews(tmp_path / "grouped.csv", groups=3, per_group=40)
+    with pytest.raises(DataError, match=r"cannot make a test split of 0\.2 by data\.group_column: 3 group"):
+        load_splits(DataConfig(path=str(data), group_column="movie"), seed=0)
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "imdb" / "train.csv.gz").exists(), reason="needs ../shared")
+def test_imdb_split_by_movie_is_movie_disjoint() -> None:
+    """The official IMDB test split shares no movie with training: a split that mimics it must not either."""
+    path = SHARED / "data" / "imdb" / "train.csv.gz"
+    splits = load_splits(
+        DataConfig(path=str(path), group_column="movie", test_size=0.2, val_size=0.1), seed=42
+    )
+    train, val, test = (set(s.groups.tolist()) for s in (splits.train, splits.val, splits.test))
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert 0.18 < len(splits.test.labels) / 25_000 < 0.22 and 0.08 < len(splits.val.labels) / 25_000 < 0.12
+    assert abs(splits.test.labels.mean() - 0.5) < 0.02  # stratified as far as whole movies allow

@@ -52,6 +52,14 @@ class DataConfig(_Section):
     positive_label: str = Field(
         "positive", description="Label value of the positive class (e.g. positive or 1)."
     )
+    group_column: str | None = Field(
+        None,
+        description=(
+            "Column naming each row's group (movie, product, author): every group lands whole in one split, "
+            "so validation and test share no group with training (then about test_size / val_size of the "
+            "rows, stratified as far as whole groups allow; data.shuffle does not apply)."
+        ),
+    )
     test_size: float = Field(0.2, gt=0, lt=1, description="Fraction of the data held out for the test split.")
     val_size: float = Field(
         0.1,

@@ -104,6 +104,7 @@ class LabelledData:
     texts: list[str]
     labels: np.ndarray  # int64 class index: 0 negative, 1 positive
     warnings: list[str] = field(default_factory=list)
+    groups: np.ndarray | None = None  # each row's group (data.group_column), kept whole by the splits
 
 
 def labelled_from_frame(
@@ -137,7 +138,12 @@ def labelled_from_frame(
             )
     negative = negative_label or next(c for c in classes if c != positive)
     y = (label_str == positive).to_numpy(dtype=np.int64)
-    return LabelledData(texts.astype(str).tolist(), y, warnings), negative
+    groups = None
+    if config.group_column is not None and config.group_column in frame.columns:
+        column = frame[config.group_column][keep]
+        # a row without a group is a group of its own
+        groups = np.array([str(g) if g == g and g is not None else f"\0row{i}" for i, g in enumerate(column)])
+    return LabelledData(texts.astype(str).tolist(), y, warnings, groups), negative
 
 
 # Column names that say "the text" / "the label", in order of preference (compared case-insensitively).
@@ -289,13 +295,22 @@ def resolve_data_path(config: DataConfig) -> Path:
 
 
 def _split_indices(
-    labels: np.ndarray, fraction: float, *, shuffle: bool, seed: int, what: str
+    labels: np.ndarray,
+    fraction: float,
+    *,
+    shuffle: bool,
+    seed: int,
+    what: str,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(keep, held_out) indices; stratified and shuffled, or the last rows held out when not shuffling."""
+    """(keep, held_out) indices; stratified and shuffled, or the last rows held out when not shuffling;
+    with ``groups``, whole groups held out (stratified as far as the groups allow)."""
     n = len(labels)
     n_out = round(n * fraction)
     if n_out < 1 or n_out >= n:
         raise DataError(f"the {what} split of {fraction:g} leaves {n_out} of {n} rows; change the split size")
+    if groups is not None:
+        return _group_split(labels, groups, fraction, seed=seed, what=what)
     if not shuffle:
         return np.arange(n - n_out), np.arange(n - n_out, n)
     from sklearn.model_selection import train_test_split
@@ -316,8 +331,28 @@ def _split_indices(
     return np.sort(keep), np.sort(out)
 
 
+def _group_split(
+    labels: np.ndarray, groups: np.ndarray, fraction: float, *, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """One fold of scikit-learn's StratifiedGroupKFold with round(1 / fraction) folds: every group on one
+    side, the classes balanced as far as whole groups allow, about ``fraction`` of the rows held out."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    folds = max(2, round(1 / fraction))
+    n_groups = len(np.unique(groups))
+    if n_groups < folds:
+        raise DataError(
+            f"cannot make a {what} split of {fraction:g} by data.group_column: {n_groups} group(s), it needs "
+            f"at least {folds}"
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    keep, out = next(splitter.split(np.zeros(len(labels)), labels, groups))
+    return np.sort(keep), np.sort(out)
+
+
 def _subset(data: LabelledData, idx: np.ndarray) -> LabelledData:
-    return LabelledData([data.texts[i] for i in idx], data.labels[idx])
+    groups = data.groups[idx] if data.groups is not None else None
+    return LabelledData([data.texts[i] for i in idx], data.labels[idx], groups=groups)
 
 
 def _check_classes(data: LabelledData, what: str, *, shuffled: bool) -> None:
@@ -362,7 +397,7 @@ def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Spli
     stratified) into train / validation / test."""
     path = path or resolve_data_path(config)
     columns = [config.text_column, config.label_column]
-    frame = read_table(path, columns)
+    frame = read_table(path, [*columns, config.group_column] if config.group_column else columns)
     if config.max_rows:
         frame = frame.iloc[: config.max_rows]
     data, negative = labelled_from_frame(frame, config, str(path))
@@ -376,7 +411,7 @@ def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Spli
         test_source = str(Path(config.test_path).expanduser())
     else:
         keep, out = _split_indices(
-            data.labels, config.test_size, shuffle=config.shuffle, seed=seed, what="test"
+            data.labels, config.test_size, shuffle=config.shuffle, seed=seed, what="test", groups=data.groups
         )
         rest, test = _subset(data, keep), _subset(data, out)
     val = None
@@ -384,7 +419,12 @@ def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Spli
     if config.val_size > 0:
         fraction = config.val_size if config.test_path else config.val_size / (1 - config.test_size)
         keep, out = _split_indices(
-            rest.labels, fraction, shuffle=config.shuffle, seed=seed + 1, what="validation"
+            rest.labels,
+            fraction,
+            shuffle=config.shuffle,
+            seed=seed + 1,
+            what="validation",
+            groups=rest.groups,
         )
         train, val = _subset(rest, keep), _subset(rest, out)
         _check_classes(val, "validation", shuffled=config.shuffle)
