@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,41 @@ def test_names_and_numbers_say_one_true_thing_once(cli, tmp_path: Path) -> None:
     assert {float(r["lr"]) for r in rows} == {config["lr"]}  # the MLP's
     assert {float(r["embedding_lr"]) for r in rows} == {config["embedding_lr"]}  # the fine-tuned vectors'
     assert {r["phase"] for r in rows} == {"fit", "refit"}
+
+
+def _imbalanced(path: Path, n: int = 600, every: int = 8) -> Path:
+    from conftest import make_review
+
+    rng = random.Random(2)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "sentiment"])
+        for i in range(n):
+            positive = i % every == 0
+            writer.writerow([make_review(rng, positive), "positive" if positive else "negative"])
+    return path
+
+
+def test_balanced_class_weights_lift_the_rare_class(cli, tmp_path: Path) -> None:
+    data = _imbalanced(tmp_path / "rare.csv")
+    probability = {}
+    for weight in ("none", "balanced"):
+        out = tmp_path / weight
+        options = ["--set", f"training.class_weight={weight}", "--set", "model.fine_tune_embeddings=false"]
+        result = cli(
+            ["train", "--data", data, "-o", out, *QUICK, *options, "--set", "features.normalize=true"]
+        )
+        assert result.exit_code == 0, result.stderr
+        shown = re.search(r"class weights: negative (\S+), positive (\S+) \(balanced\)", result.stderr)
+        assert (shown is not None) is (weight == "balanced")
+        if shown:  # 1 in 8 rows positive: 8 / 14 and 8 / 2, about
+            assert 0.55 < float(shown[1].rstrip(",")) < 0.6 and 3.5 < float(shown[2]) < 4.5
+        rows = cli(["predict", "--model", out, "--file", data, "--json"]).stdout.splitlines()
+        probability[weight] = sum(json.loads(r)["probability"] for r in rows) / len(rows)
+    assert probability["balanced"] > probability["none"] + 0.02  # measured: 0.164 -> 0.207
+
+
+def test_class_weight_for_a_label_the_data_lacks(cli, tmp_path: Path) -> None:
+    data = _imbalanced(tmp_path / "rare.csv")
+    result = cli(["train", "--data", data, "--set", "training.class_weight={positive: 3, postive: 2}"])
+    assert result.exit_code == 2 and "training.class_weight names 'postive', not a label" in result.stderr

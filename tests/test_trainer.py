@@ -65,3 +65,23 @@ def test_metrics_match_hand_counts_and_threshold() -> None:
     assert compute_metrics(y, p, threshold=0.35)["recall"] == 1.0
     t = best_threshold(y, p)
     assert compute_metrics(y, p, t)["accuracy"] == max(compute_metrics(y, p, s)["accuracy"] for s in p)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1"])
+def test_best_threshold_maximises_the_named_metric(metric: str) -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random(300) < 0.2).astype(int)  # imbalanced: the two metrics disagree
+    p = np.clip(0.35 * y + rng.random(300) * 0.65, 0, 1)
+    t = best_threshold(y, p, metric)
+    best = max(compute_metrics(y, p, s)[metric] for s in np.append(p, 1.0))
+    assert compute_metrics(y, p, t)[metric] == pytest.approx(best)
+
+
+def test_weighted_loss_is_each_rows_bce_times_its_class_weight() -> None:
+    from sentiment.trainer import make_criterion
+
+    probs, y = torch.tensor([0.9, 0.2, 0.6]), torch.tensor([1.0, 0.0, 0.0])
+    bce = torch.nn.functional.binary_cross_entropy(probs, y, reduction="none")
+    expected = (bce * torch.tensor([3.0, 0.5, 0.5])).mean()
+    assert torch.allclose(make_criterion([0.5, 3.0])(probs, y), expected)
+    assert torch.allclose(make_criterion(None)(probs, y), bce.mean())

@@ -206,6 +206,14 @@ class TrainingConfig(_Section):
             "count and keep it (validation metrics stay the first model's)."
         ),
     )
+    class_weight: Literal["none", "balanced"] | dict[str, float] = Field(
+        "none",
+        description=(
+            "Weight of each class in the training loss: none; balanced (n / (classes x class count), so a "
+            "rare class counts as much as a common one); or {label: weight}, unnamed labels 1. Validation "
+            "loss stays unweighted."
+        ),
+    )
     monitor: Literal["val_loss", "val_accuracy", "val_f1"] = Field(
         "val_loss", description="Validation metric for early stopping and best-weights selection."
     )
@@ -220,11 +228,22 @@ class TrainingConfig(_Section):
     )
     deterministic: bool = Field(False, description="Ask torch for deterministic algorithms (slower on CUDA).")
 
+    @field_validator("class_weight")
+    @classmethod
+    def _positive_weights(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(not w > 0 for w in value.values()):
+            raise ValueError("every class weight must be > 0")
+        return value
+
 
 class EvalConfig(_Section):
     threshold: float = Field(0.5, gt=0, lt=1, description="Probability at or above which a text is positive.")
     tune_threshold: bool = Field(
-        False, description="Choose the threshold that maximises validation accuracy (needs val_size > 0)."
+        False,
+        description="Choose the threshold maximising threshold_metric on validation (needs val_size > 0).",
+    )
+    threshold_metric: Literal["accuracy", "f1"] = Field(
+        "accuracy", description="What tune_threshold maximises: accuracy, or the positive class's F1."
     )
 
 

@@ -35,15 +35,24 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.
     }
 
 
-def best_threshold(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """The threshold maximising accuracy on (validation) data; midpoint between neighbouring scores."""
+def best_threshold(y_true: np.ndarray, probs: np.ndarray, metric: str = "accuracy") -> float:
+    """The threshold maximising ``metric`` (accuracy or f1) on (validation) data; midway between neighbouring
+    scores."""
     order = np.argsort(probs)
     p, y = np.asarray(probs)[order], np.asarray(y_true)[order]
-    # Threshold just above p[i]: rows 0..i negative. correct(i) = negatives among 0..i + positives after i.
-    neg_cum = np.cumsum(1 - y)
-    pos_after = y.sum() - np.cumsum(y)
-    correct = np.concatenate([[y.sum()], neg_cum + pos_after])
-    best = int(np.argmax(correct))
+    # Threshold just above the first k rows (k = 0..n): those are negative, the rest positive.
+    neg_cum = np.concatenate([[0], np.cumsum(1 - y)])  # true negatives of each cut
+    pos_cum = np.concatenate([[0], np.cumsum(y)])  # false negatives
+    tp, fp = y.sum() - pos_cum, (len(y) - y.sum()) - neg_cum
+    if metric == "accuracy":
+        score = tp + neg_cum
+    elif metric == "f1":
+        score = np.divide(
+            2 * tp, 2 * tp + fp + pos_cum, out=np.zeros(len(tp)), where=(2 * tp + fp + pos_cum) > 0
+        )
+    else:
+        raise ValueError(f"unknown threshold metric '{metric}'")
+    best = int(np.argmax(score))
     if best == 0:
         return float(min(max(p[0] / 2, 1e-6), 1 - 1e-6))
     upper = p[best] if best < len(p) else 1.0

@@ -76,14 +76,17 @@ def train(
         datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x)
     checkpoint.check_data(prepared.vectors, features.weights_, *_split_arrays(prepared, "train", "val"))
     loaders = make_loaders(datasets, config.training, config.seed, device)
+    weights = class_weights(config, prepared, reporter)
 
-    model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint)
+    model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint, weights)
     with reporter.stage("validate"):
         threshold, val_metrics = validate(config, model, loaders, device, reporter)
     history = [{**row, "phase": "fit"} for row in fitted.history_rows()]
     refit = None
     if config.training.refit and datasets["val"] is not None:
-        model, refitted = refit_classifier(config, features, datasets, fitted, device, reporter, checkpoint)
+        model, refitted = refit_classifier(
+            config, features, datasets, fitted, device, reporter, checkpoint, weights
+        )
         refit = {"epochs": len(refitted.history), "rows": len(datasets["train"]) + len(datasets["val"])}
         history += [{**row, "phase": "refit"} for row in refitted.history_rows()]
     with reporter.stage("evaluate"):
@@ -131,6 +134,27 @@ def fit_features(config: Config, prepared: Prepared) -> tuple[Features, np.ndarr
     return features, features.fit_transform(train_bags, y, prepared.vectors, prepared.counts)
 
 
+def class_weights(config: Config, prepared: Prepared, reporter: Reporter) -> list[float] | None:
+    """``training.class_weight`` as one weight per class index (None: unweighted)."""
+    setting, names = config.training.class_weight, prepared.label_names
+    if setting == "none":
+        return None
+    if setting == "balanced":
+        counts = np.bincount(prepared.labels["train"], minlength=len(names))
+        weights = [len(prepared.labels["train"]) / (len(names) * max(int(c), 1)) for c in counts]
+    else:
+        unknown = sorted(set(setting) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"training.class_weight names {', '.join(map(repr, unknown))}, not a label of the data "
+                f"(labels: {', '.join(names)})"
+            )
+        weights = [float(setting.get(name, 1.0)) for name in names]
+    shown = ", ".join(f"{name} {w:.3g}" for name, w in zip(names, weights, strict=True))
+    reporter.log(f"class weights: {shown} ({setting if isinstance(setting, str) else 'given'})")
+    return weights
+
+
 def _split_arrays(prepared: Prepared, *names: str) -> list[np.ndarray]:
     """What a resumed run must see again: the ids and labels of the splits it trains and validates on."""
     out = []
@@ -154,6 +178,7 @@ def fit_classifier(
     device: torch.device,
     reporter: Reporter,
     checkpoint: RunCheckpoint,
+    weights: list[float] | None = None,
 ) -> tuple[nn.Module, FitResult]:
     """A fresh classifier trained with early stopping on the validation split; Ctrl-C leaves a checkpoint."""
     from sentiment.fit_state import FitCallbacks
@@ -177,6 +202,7 @@ def fit_classifier(
                 train_eval_loader=loaders.train_eval,
                 callbacks=callbacks,
                 resume=checkpoint.resume_state,
+                class_weights=weights,
             )
     except FitStopped as exc:
         message = checkpoint.interrupted(exc, stop.signum, tcfg.epochs)
@@ -209,8 +235,9 @@ def validate(
         return threshold, None
     probs, y = predict_probs(model, loaders.val, device)
     if config.eval.tune_threshold:
-        threshold = best_threshold(y, probs)
-        reporter.log(f"threshold: {threshold:.4f} (best validation accuracy)")
+        metric = config.eval.threshold_metric
+        threshold = best_threshold(y, probs, metric)
+        reporter.log(f"threshold: {threshold:.4f} (best validation {metric})")
     return threshold, compute_metrics(y, probs, threshold)
 
 
@@ -222,6 +249,7 @@ def refit_classifier(
     device: torch.device,
     reporter: Reporter,
     checkpoint: RunCheckpoint,
+    weights: list[float] | None = None,
 ) -> tuple[nn.Module, FitResult]:
     """A fresh model on training + validation rows for the epochs early stopping chose: more data, while the
     validation figures stay honest (they come from the first model, which never saw those rows)."""
@@ -247,7 +275,14 @@ def refit_classifier(
             )
             refit_config = tcfg.model_copy(update={"epochs": epochs, "patience": 0})
             refitted = fit(
-                model, loader, None, refit_config, device, param_groups=param_groups, callbacks=callbacks
+                model,
+                loader,
+                None,
+                refit_config,
+                device,
+                param_groups=param_groups,
+                callbacks=callbacks,
+                class_weights=weights,
             )
     except FitStopped:
         message = checkpoint.refit_interrupted(stop.signum)

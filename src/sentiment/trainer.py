@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,19 @@ def make_optimizer(
     return optimizer, scheduler
 
 
+def make_criterion(class_weights: list[float] | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """BCELoss, or the mean of each row's BCE times its class's weight."""
+    if class_weights is None:
+        return nn.BCELoss()
+    weights = torch.tensor(class_weights, dtype=torch.float32)
+    per_row = nn.BCELoss(reduction="none")
+
+    def weighted(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (per_row(probs, y) * weights.to(y.device)[y.long()]).mean()
+
+    return weighted
+
+
 def fit(
     model: nn.Module,
     train_loader: DataLoader,
@@ -67,17 +81,19 @@ def fit(
     train_eval_loader: DataLoader | None = None,
     callbacks: FitCallbacks | None = None,
     resume: FitState | None = None,
+    class_weights: list[float] | None = None,
 ) -> FitResult:
     """Train ``model`` in place; with validation, stop early and restore the best weights.
 
     ``train_eval_loader`` (the training rows, unshuffled) adds each epoch's training accuracy to its record.
+    ``class_weights`` (one per class index) weight each row's training loss by its class.
     ``resume`` continues from a checkpoint state, batch for batch as if the run had never stopped; a stop
     requested through ``callbacks.should_stop`` raises ``fit_state.FitStopped``.
     """
     callbacks = callbacks or FitCallbacks()
     model.to(device)
     optimizer, scheduler = make_optimizer(model, config, device, param_groups)
-    criterion = nn.BCELoss()
+    criterion = make_criterion(class_weights)
     run = ResumableFit(model, optimizer, scheduler, train_loader, callbacks, resume)
     loop = run.loop
     while not loop.finished and loop.epoch <= config.epochs:
