@@ -205,3 +205,36 @@ def test_class_weight_for_a_label_the_data_lacks(cli, tmp_path: Path) -> None:
     data = _imbalanced(tmp_path / "rare.csv")
     result = cli(["train", "--data", data, "--set", "training.class_weight={positive: 3, postive: 2}"])
     assert result.exit_code == 2 and "training.class_weight names 'postive', not a label" in result.stderr
+
+
+def test_label_map_turns_star_ratings_into_two_labels(cli, tmp_path: Path) -> None:
+    from conftest import make_review
+
+    rng = random.Random(4)
+    data = tmp_path / "stars.csv"
+    with data.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "rating"])
+        for i in range(400):
+            writer.writerow(
+                [make_review(rng, i % 2 == 0), rng.choice([8, 9, 10] if i % 2 == 0 else [1, 2, 3])]
+            )
+    mapping = "{1: bad, 2: bad, 3: bad, 8: good, 9: good, 10: good}"
+    options = ["--label-column", "rating", "--positive-label", "good", "--set", f"data.label_map={mapping}"]
+    result = cli(["train", "--data", data, "-o", tmp_path / "model", "--json", *QUICK, *options])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["test"]["accuracy"] > 0.9
+    assert json.loads((tmp_path / "model" / "meta.json").read_text())["labels"] == ["bad", "good"]
+    evaluated = cli(["eval", "--data", data, "--json"])  # the map applies to eval's file too
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["n"] == 400
+
+
+def test_eval_names_labels_the_model_does_not_know(cli, trained_model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "other.csv"
+    data.write_text("review,sentiment\ngreat film,positive\nawful film,negative\nmeh,neutral\nok,mixed\n")
+    result = cli(["eval", "--model", trained_model, "--data", data])
+    assert result.exit_code == 2
+    assert (
+        "holds label(s) the model does not know: mixed, neutral (it knows negative and positive)"
+        in result.stderr
+    )

@@ -52,6 +52,13 @@ class DataConfig(_Section):
     positive_label: str = Field(
         "positive", description="Label value of the positive class (e.g. positive or 1)."
     )
+    label_map: dict[str, str] | None = Field(
+        None,
+        description=(
+            "Raw label values to labels, applied before everything else, e.g. star ratings "
+            "{1: negative, 2: negative, 9: positive, 10: positive}; values it does not name stay as they are."
+        ),
+    )
     group_column: str | None = Field(
         None,
         description=(
@@ -78,12 +85,23 @@ class DataConfig(_Section):
     @field_validator("positive_label", mode="before")
     @classmethod
     def _label_to_str(cls, value: Any) -> Any:
-        # YAML reads `1` as an int; labels are compared as strings.
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, int | float):
-            return str(int(value)) if float(value).is_integer() else str(value)
+        return _as_label(value)
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _map_to_str(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {_as_label(k): _as_label(v) for k, v in value.items()}
         return value
+
+
+def _as_label(value: Any) -> Any:
+    """YAML reads `1` as an int and `yes` as a bool: labels are compared as strings, as the data's are."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return value
 
 
 class TextConfig(_Section):

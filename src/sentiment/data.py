@@ -121,16 +121,26 @@ def labelled_from_frame(
     if texts.empty:
         raise DataError(f"{source}: no rows left after dropping empty texts and labels")
     label_str = labels.map(_label_str)
+    if config.label_map:
+        label_str = label_str.map(lambda value: config.label_map.get(value, value))
     classes = sorted(label_str.unique())
     positive = config.positive_label
-    if len(classes) != 2 or positive not in classes:
+    if negative_label is not None:  # a trained model's data: its two labels are fixed
+        unknown = [c for c in classes if c not in (negative_label, positive)]
+        if unknown:
+            shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            raise DataError(
+                f"{source}: column '{config.label_column}' holds label(s) the model does not know: {shown} "
+                f"(it knows {negative_label} and {positive})"
+            )
+    elif len(classes) != 2 or positive not in classes:
         shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
         if positive not in classes:
             raise DataError(
                 f"{source}: positive label '{positive}' not found in column '{config.label_column}' "
                 f"(values: {shown}); pass --positive-label VALUE (or --set data.positive_label=VALUE)"
             )
-        if negative_label is None or set(classes) - {positive, negative_label}:
+        else:
             raise DataError(
                 f"{source}: column '{config.label_column}' must hold exactly two classes, "
                 f"found {len(classes)}: {shown}; pass the right --label-column (or --set "
