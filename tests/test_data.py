@@ -98,13 +98,19 @@ def test_unlabelled_text_is_read(tmp_path: Path) -> None:
     assert splits.unlabeled == ["one more text", "another"]
 
 
-def test_three_classes_are_refused(tmp_path: Path) -> None:
+def test_three_classes_are_multiclass_unless_the_task_is_binary(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
-    pd.DataFrame(
-        {"review": ["a", "b", "c", "d"], "sentiment": ["positive", "negative", "neutral", "positive"]}
-    ).to_csv(path, index=False)
+    labels = ["positive", "negative", "neutral"] * 10
+    pd.DataFrame({"review": [f"text {i}" for i in range(30)], "sentiment": labels}).to_csv(path, index=False)
     with pytest.raises(DataError, match="exactly two classes"):
-        load_splits(DataConfig(path=str(path)), seed=0)
+        load_splits(DataConfig(path=str(path), task="binary"), seed=0)
+    splits = load_splits(DataConfig(path=str(path), val_size=0.0, test_size=0.3), seed=0)
+    assert splits.label_names == ["negative", "neutral", "positive"]  # sorted, or data.labels' order
+    assert sorted(np.bincount(splits.test.labels).tolist()) == [3, 3, 3]  # stratified over three classes
+    ordered = load_splits(DataConfig(path=str(path), labels=["positive", "neutral", "negative"]), seed=0)
+    assert ordered.label_names == ["positive", "neutral", "negative"]
+    with pytest.raises(DataError, match=r"label\(s\) negative in column 'sentiment' are not in data.labels"):
+        load_splits(DataConfig(path=str(path), labels=["positive", "neutral", "mixed"]), seed=0)
 
 
 def _grouped_reviews(path: Path, groups: int = 60, per_group: int = 8) -> Path:

@@ -85,12 +85,9 @@ def test_text_without_negation_words_is_pointed_out(cli, tmp_path: Path) -> None
     ("rows", "expected"),
     [
         ([("one text here", "a"), ("another text", "b")], "pass --positive-label b (or a)"),
-        (
-            [("one text here", "a"), ("two", "b"), ("three", "c")],
-            "found 3: a, b, c; pass the right --label-column",
-        ),
+        ([(f"text {i}", f"label{i}") for i in range(1001)], "1,001 distinct labels (at most 1,000)"),
     ],
-    ids=["unclear-positive", "three-classes"],
+    ids=["unclear-positive", "too-many-labels"],
 )
 def test_label_errors_name_the_flag(cli, tmp_path: Path, rows: list[tuple[str, str]], expected: str) -> None:
     data = tmp_path / "d.csv"

@@ -100,7 +100,7 @@ def test_data_labels_not_two_classes(cli, previous, tiny_config, tmp_path, label
     data = tmp_path / "labels.csv"
     rows = ["review,sentiment"] + [f"text number {i} was fine,{labels[i % len(labels)]}" for i in range(60)]
     data.write_text("\n".join(rows) + "\n")
-    use_data(tiny_config, data)
+    use_data(tiny_config, data, task="binary")  # data.task: auto would make three labels a multiclass task
     result = train_unchanged(cli, previous, tiny_config)
     assert_bad_input(result, expected)
 

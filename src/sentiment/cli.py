@@ -219,7 +219,10 @@ def train(
     reporter.timing_table()
     from sentiment.report import print_metrics, print_report_location
 
-    labels = {"negative": result.labels[0], "positive": result.labels[1]}
+    names = result.labels
+    labels = (
+        {"negative": names[0], "positive": names[1]} if result.metrics.get("threshold") is not None else names
+    )
     print_metrics({**result.metrics, "labels": labels}, title="Test metrics", validation=result.val_metrics)
     print_report_location(result.model_dir)
 
@@ -234,15 +237,17 @@ def _data_values(
     guess = guess_data_settings(data, text_column, label_column, positive_label)
     if guess.note:
         reporter.log(guess.note)
-    return {
+    values = {
         "data.path": str(data),
         "data.kaggle_handle": None,
         "data.kaggle_file": None,
         "data.text_column": guess.text_column,
         "data.label_column": guess.label_column,
-        "data.positive_label": guess.positive_label,
         "data.shuffle": True,
     }
+    if guess.positive_label is not None:
+        values["data.positive_label"] = guess.positive_label
+    return values
 
 
 @app.command("eval")

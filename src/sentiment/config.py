@@ -48,9 +48,21 @@ class DataConfig(_Section):
         None, description="Text column of unlabeled_path (default: text_column, or the file's only column)."
     )
     text_column: str = Field("review", description="Column holding the text.")
-    label_column: str = Field("sentiment", description="Column holding the label (two classes).")
+    label_column: str = Field("sentiment", description="Column holding the label.")
     positive_label: str = Field(
-        "positive", description="Label value of the positive class (e.g. positive or 1)."
+        "positive", description="Binary: label value of the positive class (e.g. positive or 1)."
+    )
+    task: Literal["auto", "binary", "multiclass"] = Field(
+        "auto",
+        description=(
+            "binary: two labels, data.positive_label the positive one (sigmoid, BCELoss); multiclass: N "
+            "mutually exclusive labels (softmax, CrossEntropyLoss); auto: binary for two labels, else "
+            "multiclass."
+        ),
+    )
+    labels: list[str] | None = Field(
+        None,
+        description="Multiclass: the labels in class order (default: sorted); other values are an error.",
     )
     label_map: dict[str, str] | None = Field(
         None,
@@ -86,6 +98,11 @@ class DataConfig(_Section):
     @classmethod
     def _label_to_str(cls, value: Any) -> Any:
         return _as_label(value)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_to_str(cls, value: Any) -> Any:
+        return [_as_label(v) for v in value] if isinstance(value, list) else value
 
     @field_validator("label_map", mode="before")
     @classmethod

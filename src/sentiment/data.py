@@ -107,10 +107,16 @@ class LabelledData:
     groups: np.ndarray | None = None  # each row's group (data.group_column), kept whole by the splits
 
 
+MAX_LABELS = 1000
+
+
 def labelled_from_frame(
-    frame: pd.DataFrame, config: DataConfig, source: str, negative_label: str | None = None
-) -> tuple[LabelledData, str]:
-    """Texts and 0/1 labels; rows with an empty text or label are dropped and counted."""
+    frame: pd.DataFrame, config: DataConfig, source: str, label_names: list[str] | None = None
+) -> tuple[LabelledData, list[str]]:
+    """Texts and class indices, and the label names by index; rows with an empty text or label are dropped
+    and counted. ``label_names`` (a trained model's, or the training file's for a test file) fixes the labels:
+    any other value is an error naming it. Otherwise the task (``data.task``) decides: two labels with
+    ``data.positive_label`` second, or N labels in ``data.labels`` order (else sorted)."""
     texts = frame[config.text_column]
     labels = frame[config.label_column]
     keep = texts.notna() & labels.notna()
@@ -124,36 +130,75 @@ def labelled_from_frame(
     if config.label_map:
         label_str = label_str.map(lambda value: config.label_map.get(value, value))
     classes = sorted(label_str.unique())
-    positive = config.positive_label
-    if negative_label is not None:  # a trained model's data: its two labels are fixed
-        unknown = [c for c in classes if c not in (negative_label, positive)]
+    if label_names is not None:  # a trained model's data: its labels are fixed
+        unknown = [c for c in classes if c not in label_names]
         if unknown:
-            shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             raise DataError(
-                f"{source}: column '{config.label_column}' holds label(s) the model does not know: {shown} "
-                f"(it knows {negative_label} and {positive})"
+                f"{source}: column '{config.label_column}' holds label(s) the model does not know: "
+                f"{_shown(unknown)} (it knows {_and(label_names)})"
             )
-    elif len(classes) != 2 or positive not in classes:
-        shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
-        if positive not in classes:
-            raise DataError(
-                f"{source}: positive label '{positive}' not found in column '{config.label_column}' "
-                f"(values: {shown}); pass --positive-label VALUE (or --set data.positive_label=VALUE)"
-            )
-        else:
-            raise DataError(
-                f"{source}: column '{config.label_column}' must hold exactly two classes, "
-                f"found {len(classes)}: {shown}; pass the right --label-column (or --set "
-                "data.label_column=NAME)"
-            )
-    negative = negative_label or next(c for c in classes if c != positive)
-    y = (label_str == positive).to_numpy(dtype=np.int64)
+        names = list(label_names)
+    elif resolve_task(config, classes) == "binary":
+        names = _binary_names(classes, config, source)
+    else:
+        names = _multiclass_names(classes, config, source)
+    index = {name: i for i, name in enumerate(names)}
+    y = np.array(label_str.map(index), dtype=np.int64)  # a copy: pandas may hand out a read-only view
     groups = None
     if config.group_column is not None and config.group_column in frame.columns:
         column = frame[config.group_column][keep]
         # a row without a group is a group of its own
         groups = np.array([str(g) if g == g and g is not None else f"\0row{i}" for i, g in enumerate(column)])
-    return LabelledData(texts.astype(str).tolist(), y, warnings, groups), negative
+    return LabelledData(texts.astype(str).tolist(), y, warnings, groups), names
+
+
+def resolve_task(config: DataConfig, classes: list[str]) -> str:
+    """``data.task``, with ``auto`` decided by the number of labels: two is binary, more is multiclass."""
+    if config.task != "auto":
+        return config.task
+    return "multiclass" if len(config.labels or classes) > 2 else "binary"
+
+
+def _shown(values: list[str]) -> str:
+    return ", ".join(values[:10]) + (" ..." if len(values) > 10 else "")
+
+
+def _and(values: list[str]) -> str:
+    return ", ".join(values[:-1]) + f" and {values[-1]}" if len(values) > 1 else values[0]
+
+
+def _binary_names(classes: list[str], config: DataConfig, source: str) -> list[str]:
+    positive = config.positive_label
+    if positive not in classes:
+        raise DataError(
+            f"{source}: positive label '{positive}' not found in column '{config.label_column}' "
+            f"(values: {_shown(classes)}); pass --positive-label VALUE (or --set data.positive_label=VALUE)"
+        )
+    if len(classes) != 2:
+        raise DataError(
+            f"{source}: column '{config.label_column}' must hold exactly two classes, "
+            f"found {len(classes)}: {_shown(classes)}; pass the right --label-column (or --set "
+            "data.label_column=NAME)"
+        )
+    return [next(c for c in classes if c != positive), positive]
+
+
+def _multiclass_names(classes: list[str], config: DataConfig, source: str) -> list[str]:
+    if len(classes) > MAX_LABELS:
+        raise DataError(
+            f"{source}: column '{config.label_column}' holds {len(classes):,} distinct labels (at most "
+            f"{MAX_LABELS:,}): is it the label column? (--label-column, or data.label_map to group them)"
+        )
+    names = list(config.labels) if config.labels else classes
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise DataError(
+            f"{source}: label(s) {_shown(unknown)} in column '{config.label_column}' are not in data.labels "
+            f"({_shown(names)}); add them, or map them with data.label_map"
+        )
+    if len(names) < 2:
+        raise DataError(f"{source}: column '{config.label_column}' holds one label only: {_shown(names)}")
+    return names
 
 
 # Column names that say "the text" / "the label", in order of preference (compared case-insensitively).
@@ -188,7 +233,7 @@ class DataGuess:
 
     text_column: str
     label_column: str
-    positive_label: str
+    positive_label: str | None  # None: more than two labels, no positive one
     note: str  # one line for the log
 
 
@@ -215,9 +260,11 @@ def guess_data_settings(
         label_column = _guess_column(frame, columns, LABEL_NAMES, exclude=text_column, what="label")
         guessed.append(f"label column '{label_column}'")
     values = sorted(frame[label_column].dropna().map(_label_str).unique())
-    if positive_label is None:
+    if positive_label is None and len(values) <= 2:
         positive_label = _guess_positive(values, label_column, path)
         guessed.append(f"positive label '{positive_label}'")
+    elif positive_label is None:
+        guessed.append(f"{len(values)} labels")
     note = ""
     if guessed:
         note = (
@@ -248,7 +295,7 @@ def _guess_column(
 
 
 def _guess_positive(values: list[str], label_column: str, path: str | Path) -> str:
-    if len(values) != 2:
+    if len(values) < 2:
         shown = ", ".join(values[:10]) + (" ..." if len(values) > 10 else "")
         raise DataError(
             f"{path}: column '{label_column}' must hold exactly two classes, found {len(values)}: {shown}; "
@@ -312,6 +359,7 @@ def _split_indices(
     seed: int,
     what: str,
     groups: np.ndarray | None = None,
+    names: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(keep, held_out) indices; stratified and shuffled, or the last rows held out when not shuffling;
     with ``groups``, whole groups held out (stratified as far as the groups allow)."""
@@ -325,11 +373,12 @@ def _split_indices(
         return np.arange(n - n_out), np.arange(n - n_out, n)
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(labels, minlength=2)
+    counts = np.bincount(labels, minlength=max(2, len(names or ())))
     if counts.min() < 2:
-        rare = "positive" if counts[1] < counts[0] else "negative"
+        rare = int(np.argmin(counts))
+        name = ("positive" if rare == 1 else "negative") if len(counts) == 2 else repr((names or [])[rare])
         raise DataError(
-            f"cannot make a stratified {what} split: only {counts.min()} {rare} row(s) among {n}; each class "
+            f"cannot make a stratified {what} split: only {counts.min()} {name} row(s) among {n}; each class "
             "needs at least 2 (use more data)"
         )
     try:
@@ -365,10 +414,11 @@ def _subset(data: LabelledData, idx: np.ndarray) -> LabelledData:
     return LabelledData([data.texts[i] for i in idx], data.labels[idx], groups=groups)
 
 
-def _check_classes(data: LabelledData, what: str, *, shuffled: bool) -> None:
+def _check_classes(data: LabelledData, what: str, *, shuffled: bool, names: list[str]) -> None:
     present = set(np.unique(data.labels).tolist())
-    if present != {0, 1}:
-        missing = "positive" if 1 not in present else "negative"
+    if present != set(range(len(names))):
+        absent = [name for i, name in enumerate(names) if i not in present]
+        missing = ("positive" if 1 not in present else "negative") if len(names) == 2 else _shown(absent)
         # Unshuffled splits take rows in file order, so a file sorted by label loses a class.
         fix = (
             "use more data or a larger split"
@@ -410,18 +460,24 @@ def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Spli
     frame = read_table(path, [*columns, config.group_column] if config.group_column else columns)
     if config.max_rows:
         frame = frame.iloc[: config.max_rows]
-    data, negative = labelled_from_frame(frame, config, str(path))
+    data, names = labelled_from_frame(frame, config, str(path))
     warnings = list(data.warnings)
     test_source = str(path)
     if config.test_path:
         test_frame = read_table(config.test_path, columns)
-        test, _ = labelled_from_frame(test_frame, config, config.test_path, negative_label=negative)
+        test, _ = labelled_from_frame(test_frame, config, config.test_path, label_names=names)
         warnings += test.warnings
         rest = data
         test_source = str(Path(config.test_path).expanduser())
     else:
         keep, out = _split_indices(
-            data.labels, config.test_size, shuffle=config.shuffle, seed=seed, what="test", groups=data.groups
+            data.labels,
+            config.test_size,
+            shuffle=config.shuffle,
+            seed=seed,
+            what="test",
+            groups=data.groups,
+            names=names,
         )
         rest, test = _subset(data, keep), _subset(data, out)
     val = None
@@ -437,14 +493,14 @@ def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Spli
             groups=rest.groups,
         )
         train, val = _subset(rest, keep), _subset(rest, out)
-        _check_classes(val, "validation", shuffled=config.shuffle)
-    _check_classes(train, "training", shuffled=config.shuffle)
-    _check_classes(test, "test", shuffled=config.shuffle or bool(config.test_path))
+        _check_classes(val, "validation", shuffled=config.shuffle, names=names)
+    _check_classes(train, "training", shuffled=config.shuffle, names=names)
+    _check_classes(test, "test", shuffled=config.shuffle or bool(config.test_path), names=names)
     return Splits(
         train=train,
         val=val,
         test=test,
-        label_names=[negative, config.positive_label],
+        label_names=names,
         unlabeled=read_unlabeled(config),
         source=str(path),
         test_source=test_source,

@@ -38,15 +38,15 @@ def evaluate_model(
     else:
         config = modeldir.load_config(model_dir)
         frame = read_table(data, [config.data.text_column, config.data.label_column])
-        rows, _ = labelled_from_frame(frame, config.data, str(data), negative_label=names[0])
+        rows, _ = labelled_from_frame(frame, config.data, str(data), label_names=names)
         for message in rows.warnings:
             log.warning("%s", message)
         texts, labels, source = rows.texts, rows.labels, str(data)
     probs, known = predictor.predict_proba(texts, workers=0)
-    metrics = compute_metrics(labels, probs, predictor.threshold if threshold is None else threshold)
+    metrics = compute_metrics(labels, probs, predictor.threshold if threshold is None else threshold, names)
     metrics["no_known_words"] = int((known == 0).sum())
     metrics["source"] = source
     metrics["model"] = str(model_dir)
-    metrics["labels"] = {"negative": names[0], "positive": names[1]}
+    metrics["labels"] = {"negative": names[0], "positive": names[1]} if probs.ndim == 1 else names
     metrics["seconds"] = round(time.perf_counter() - start, 3)
     return metrics

@@ -45,7 +45,8 @@ def sif_weights(counts: np.ndarray, a: float) -> np.ndarray:
 def nb_weights(
     bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float, floor: float
 ) -> np.ndarray:
-    """|log-count ratio| + ``floor`` of every token: how strongly it leans to one class (Wang & Manning 2012).
+    """|log-count ratio| + ``floor`` of every token: how strongly it leans to one class (Wang & Manning 2012);
+    with more than two classes, the largest of the one-vs-rest ratios.
 
     The ratio compares the share of positive and of negative training texts that contain the token, each
     smoothed by ``alpha``; tokens saying little about the label (ratio near 0) then count little in the mean.
@@ -53,11 +54,16 @@ def nb_weights(
     doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
     pairs = np.unique(doc * vocab_size + bags.ids)  # a token counts once per text, as in NBSVM
     words, rows = pairs % vocab_size, pairs // vocab_size
-    positive = np.asarray(labels)[rows] == 1
-    pos = np.bincount(words[positive], minlength=vocab_size) + alpha
-    neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
-    ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
-    return (np.abs(ratio) + floor).astype(np.float32)
+    row_labels = np.asarray(labels)[rows]
+    strongest = np.zeros(vocab_size)
+    # Binary: class 1 against class 0. More classes: each one against the rest, the strongest lean kept.
+    for c in [1] if int(np.max(labels, initial=0)) <= 1 else range(int(np.max(labels)) + 1):
+        positive = row_labels == c
+        pos = np.bincount(words[positive], minlength=vocab_size) + alpha
+        neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
+        ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
+        strongest = np.maximum(strongest, np.abs(ratio))
+    return (strongest + floor).astype(np.float32)
 
 
 @dataclass

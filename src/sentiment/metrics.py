@@ -7,8 +7,13 @@ from typing import Any
 import numpy as np
 
 
-def compute_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
-    """Metrics of positive-class probabilities against 0/1 labels; positive when ``prob >= threshold``."""
+def compute_metrics(
+    y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5, labels: list[str] | None = None
+) -> dict[str, Any]:
+    """Metrics of positive-class probabilities against 0/1 labels; positive when ``prob >= threshold``.
+    With one probability per class (rows of ``probs``): multiclass metrics (``multiclass_metrics``)."""
+    if np.asarray(probs).ndim == 2:
+        return multiclass_metrics(y_true, probs, labels)
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -32,6 +37,43 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.
         "n": len(y_true),
         "threshold": float(threshold),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def multiclass_metrics(
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str] | None = None
+) -> dict[str, Any]:
+    """The predicted class is the most probable one. ``precision``, ``recall`` and ``f1`` are macro averages
+    (every class counts alike), beside micro and weighted F1, per-class figures and the N x N confusion matrix
+    (rows: true class, columns: predicted, in class order)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    probs = np.asarray(probs)
+    n_classes = probs.shape[1]
+    names = labels or [str(i) for i in range(n_classes)]
+    y_true = np.asarray(y_true).astype(np.int64)
+    y_pred = probs.argmax(axis=1)
+    classes = list(range(n_classes))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, average=None, zero_division=0
+    )
+    macro = {
+        key: float(np.mean(values))
+        for key, values in (("precision", precision), ("recall", recall), ("f1", f1))
+    }
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        **macro,
+        "f1_micro": float(f1_score(y_true, y_pred, labels=classes, average="micro", zero_division=0)),
+        "f1_weighted": float(f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0)),
+        "roc_auc": None,
+        "n": len(y_true),
+        "threshold": None,
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+            for name, p, r, f, n in zip(names, precision, recall, f1, support, strict=True)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
     }
 
 

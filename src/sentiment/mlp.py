@@ -66,10 +66,13 @@ class MLPWeights:
         return h
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Probability of the positive class per row (one sigmoid output: the binary task)."""
-        if self.outputs != 1:
-            raise ValueError(f"forward() is the binary head; this MLP has {self.outputs} outputs")
-        return sigmoid(self.logits(x)[:, 0])
+        """One sigmoid output: the probability of the positive class per row. More outputs: each row's
+        probability of every class (softmax)."""
+        z = self.logits(x)
+        if self.outputs == 1:
+            return sigmoid(z[:, 0])
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
     def to_tensors(self) -> dict[str, np.ndarray]:
         out = {}

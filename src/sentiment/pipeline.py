@@ -78,20 +78,24 @@ def train(
     loaders = make_loaders(datasets, config.training, config.seed, device)
     weights = class_weights(config, prepared, reporter)
 
-    model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint, weights)
+    names = prepared.label_names
+    if config.data.task == "auto":
+        task = "multiclass" if is_multiclass(config, names) else "binary"
+        reporter.log(f"task: {task}, decided from the data's {len(names)} labels (data.task: auto)")
+    model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint, weights, names)
     with reporter.stage("validate"):
-        threshold, val_metrics = validate(config, model, loaders, device, reporter)
+        threshold, val_metrics = validate(config, model, loaders, device, reporter, names)
     history = [{**row, "phase": "fit"} for row in fitted.history_rows()]
     refit = None
     if config.training.refit and datasets["val"] is not None:
         model, refitted = refit_classifier(
-            config, features, datasets, fitted, device, reporter, checkpoint, weights
+            config, features, datasets, fitted, device, reporter, checkpoint, weights, names
         )
         refit = {"epochs": len(refitted.history), "rows": len(datasets["train"]) + len(datasets["val"])}
         history += [{**row, "phase": "refit"} for row in refitted.history_rows()]
     with reporter.stage("evaluate"):
         test_probs, test_y = predict_probs(model, loaders.test, device)
-        metrics = compute_metrics(test_y, test_probs, threshold)
+        metrics = compute_metrics(test_y, test_probs, threshold, names)
 
     with reporter.stage("save"):
         saved = saved_model(config, prepared, features, model, fitted, refit, threshold, device)
@@ -104,8 +108,8 @@ def train(
         )
         modeldir.save(target, config, saved, report)
         checkpoint.remove()  # the run is complete: nothing left to resume
-    timings, labels = dict(reporter.timings), prepared.label_names
-    return TrainOutput(target, metrics, val_metrics, history, labels, timings, prepared.word2vec_cache_hit)
+    timings = dict(reporter.timings)
+    return TrainOutput(target, metrics, val_metrics, history, names, timings, prepared.word2vec_cache_hit)
 
 
 def output_path(config: Config, output: str | Path | None, config_name: str) -> Path:
@@ -165,10 +169,18 @@ def _split_arrays(prepared: Prepared, *names: str) -> list[np.ndarray]:
     return out
 
 
-def _build(config: Config, features: Features) -> tuple[nn.Module, list[dict] | None]:
+def is_multiclass(config: Config, label_names: list[str]) -> bool:
+    from sentiment.data import resolve_task
+
+    return resolve_task(config.data, label_names) == "multiclass"
+
+
+def _build(config: Config, features: Features, label_names: list[str]) -> tuple[nn.Module, list[dict] | None]:
+    """A fresh classifier: one sigmoid output for two labels, one logit per label for multiclass."""
     from sentiment.model import build_classifier
 
-    return build_classifier(config, features.vectors_, features.weights_, features.dim)
+    outputs = len(label_names) if is_multiclass(config, label_names) else 1
+    return build_classifier(config, features.vectors_, features.weights_, features.dim, outputs)
 
 
 def fit_classifier(
@@ -179,14 +191,17 @@ def fit_classifier(
     reporter: Reporter,
     checkpoint: RunCheckpoint,
     weights: list[float] | None = None,
+    label_names: list[str] | None = None,
 ) -> tuple[nn.Module, FitResult]:
     """A fresh classifier trained with early stopping on the validation split; Ctrl-C leaves a checkpoint."""
     from sentiment.fit_state import FitCallbacks
     from sentiment.trainer import fit
 
-    model, param_groups = _build(config, features)
+    names = label_names or ["negative", "positive"]
+    model, param_groups = _build(config, features, names)
+    multiclass = is_multiclass(config, names)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    shape = "-".join(map(str, [features.dim, *config.model.hidden_dims, 1]))
+    shape = "-".join(map(str, [features.dim, *config.model.hidden_dims, len(names) if multiclass else 1]))
     reporter.log(f"model: {type(model).__name__} {shape}, {n_params:,} trainable parameters")
     tcfg, stop = config.training, StopRequest()
     try:
@@ -203,6 +218,7 @@ def fit_classifier(
                 callbacks=callbacks,
                 resume=checkpoint.resume_state,
                 class_weights=weights,
+                multiclass=multiclass,
             )
     except FitStopped as exc:
         message = checkpoint.interrupted(exc, stop.signum, tcfg.epochs)
@@ -224,7 +240,12 @@ def _training_summary(fitted: FitResult, monitor: str, seconds: float) -> str:
 
 
 def validate(
-    config: Config, model: nn.Module, loaders: Loaders, device: torch.device, reporter: Reporter
+    config: Config,
+    model: nn.Module,
+    loaders: Loaders,
+    device: torch.device,
+    reporter: Reporter,
+    labels: list[str] | None = None,
 ) -> tuple[float, dict[str, Any] | None]:
     """The decision threshold (tuned on validation when asked) and the validation metrics at it."""
     from sentiment.metrics import best_threshold, compute_metrics
@@ -234,6 +255,10 @@ def validate(
     if loaders.val is None:
         return threshold, None
     probs, y = predict_probs(model, loaders.val, device)
+    if probs.ndim == 2:  # multiclass: the most probable label, no threshold to tune
+        if config.eval.tune_threshold:
+            reporter.warn("eval.tune_threshold applies to two labels; this task has more, it is ignored")
+        return threshold, compute_metrics(y, probs, threshold, labels)
     if config.eval.tune_threshold:
         metric = config.eval.threshold_metric
         threshold = best_threshold(y, probs, metric)
@@ -250,6 +275,7 @@ def refit_classifier(
     reporter: Reporter,
     checkpoint: RunCheckpoint,
     weights: list[float] | None = None,
+    label_names: list[str] | None = None,
 ) -> tuple[nn.Module, FitResult]:
     """A fresh model on training + validation rows for the epochs early stopping chose: more data, while the
     validation figures stay honest (they come from the first model, which never saw those rows)."""
@@ -260,8 +286,9 @@ def refit_classifier(
     from sentiment.trainer import fit
 
     tcfg, epochs = config.training, max(fitted.best_epoch, 1)
+    names = label_names or ["negative", "positive"]
     torch.manual_seed(config.seed)
-    model, param_groups = _build(config, features)
+    model, param_groups = _build(config, features, names)
     both = concat_batches(datasets["train"], datasets["val"])
     loader = make_loader(
         both, tcfg.batch_size, shuffle=True, seed=config.seed, num_workers=tcfg.num_workers, device=device
@@ -283,6 +310,7 @@ def refit_classifier(
                 param_groups=param_groups,
                 callbacks=callbacks,
                 class_weights=weights,
+                multiclass=is_multiclass(config, names),
             )
     except FitStopped:
         message = checkpoint.refit_interrupted(stop.signum)

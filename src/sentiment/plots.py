@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def write_plots(
     metrics: dict[str, Any],
     *,
     best_epoch: int | None = None,
-    labels: tuple[str, str] = ("negative", "positive"),
+    labels: Sequence[str] = ("negative", "positive"),
 ) -> list[Path]:
     """Write the four PNGs of ``PLOT_FILES`` into ``directory``; returns their paths.
 
@@ -71,7 +72,7 @@ def write_plots(
     refit_epochs = [int(h["epoch"]) for h in refit]
     fig, ax = learning_curve(
         "Loss per epoch",
-        "binary cross-entropy",
+        "cross-entropy",
         [
             ("training", epochs, _series(first, "train_loss")),
             ("validation", epochs, _series(first, "val_loss")),
@@ -101,38 +102,53 @@ def write_plots(
     written.append(_save(fig, directory / "accuracy.png"))
 
     written.append(_confusion_matrix(Figure, directory / "confusion_matrix.png", metrics, labels))
-    written.append(_precision_recall(Figure, directory / "precision_recall.png", y_true, probs, metrics))
+    written.append(
+        _precision_recall(Figure, directory / "precision_recall.png", y_true, probs, metrics, labels)
+    )
     return written
 
 
-def _confusion_matrix(figure: Any, path: Path, metrics: dict[str, Any], labels: tuple[str, str]) -> Path:
+def _confusion_matrix(figure: Any, path: Path, metrics: dict[str, Any], labels: Sequence[str]) -> Path:
     cm = metrics["confusion_matrix"]
-    grid = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    grid = np.array(cm) if isinstance(cm, list) else np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    n = len(grid)
     row_share = grid / np.maximum(grid.sum(axis=1, keepdims=True), 1)
-    fig = figure(figsize=(4.8, 4.2))
+    side = min(4.2 + 0.45 * max(n - 2, 0), 14)  # readable up to 30 labels: the figure grows, the text shrinks
+    fig = figure(figsize=(side + 0.6, side), layout="constrained")
     ax = fig.subplots()
     ax.imshow(row_share, cmap="Blues", vmin=0, vmax=1)
+    size = 10 if n <= 4 else 8 if n <= 10 else 6
     for (i, j), value in np.ndenumerate(grid):
         colour = "white" if row_share[i, j] > 0.5 else "black"
-        ax.text(j, i, f"{value}\n({row_share[i, j]:.0%} of row)", ha="center", va="center", color=colour)
+        text = f"{value}\n({row_share[i, j]:.0%} of row)" if n <= 6 else f"{value}"
+        ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=size)
     ax.set(
-        xticks=[0, 1],
-        yticks=[0, 1],
+        xticks=range(n),
+        yticks=range(n),
         xticklabels=list(labels),
         yticklabels=list(labels),
         xlabel="predicted",
         ylabel="true",
-        title=f"Confusion matrix (test, n = {int(grid.sum())})",
+        title=f"Confusion matrix (test, n = {int(grid.sum())})" + ("; colour: share of row" if n > 6 else ""),
     )
+    ax.tick_params(axis="x", labelrotation=45 if n > 4 else 0)
     return _save(fig, path)
 
 
 def _precision_recall(
-    figure: Any, path: Path, y_true: np.ndarray, probs: np.ndarray, metrics: dict[str, Any]
+    figure: Any,
+    path: Path,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    metrics: dict[str, Any],
+    labels: Sequence[str] = ("negative", "positive"),
 ) -> Path:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     y_true = np.asarray(y_true).astype(np.int64)
+    probs = np.asarray(probs)
+    if probs.ndim == 2:
+        return _precision_recall_per_class(figure, path, y_true, probs, labels)
     fig = figure(figsize=(5.2, 4.2))
     ax = fig.subplots()
     if len(np.unique(y_true)) == 2:
@@ -158,6 +174,32 @@ def _precision_recall(
         ax.text(0.5, 0.5, "needs both classes in the test split", ha="center", va="center", color="grey")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)", xlim=(0, 1), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _precision_recall_per_class(
+    figure: Any, path: Path, y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]
+) -> Path:
+    """One-vs-rest precision-recall curve of every class, its average precision in the legend."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    fig = figure(figsize=(6.4, 4.8 + 0.12 * len(labels)), layout="constrained")
+    ax = fig.subplots()
+    for c, name in enumerate(labels):
+        truth = (y_true == c).astype(np.int64)
+        if 0 < truth.sum() < len(truth):
+            precision, recall, _ = precision_recall_curve(truth, probs[:, c])
+            ap = average_precision_score(truth, probs[:, c])
+            ax.plot(recall, precision, linewidth=1, label=f"{name} (AP {ap:.3f})")
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        title="Precision-recall per class (test)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=min(4, max(1, len(labels))), fontsize="x-small")
     return _save(fig, path)
 
 

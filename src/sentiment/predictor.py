@@ -24,8 +24,9 @@ from sentiment.text import TokenBags
 class Prediction:
     text: str
     label: str
-    probability: float
+    probability: float  # binary: of the positive class; multiclass: of the predicted label
     known_words: int
+    probabilities: dict[str, float]  # every label's
 
     @property
     def no_known_words(self) -> bool:
@@ -36,6 +37,7 @@ class Prediction:
             "text": self.text,
             "label": self.label,
             "probability": round(self.probability, 6),
+            "probabilities": {label: round(p, 6) for label, p in self.probabilities.items()},
             "known_words": self.known_words,
             "no_known_words": self.no_known_words,
         }
@@ -62,7 +64,8 @@ class Predictor:
     def predict_proba(
         self, texts: Sequence[str], batch_size: int = 512, workers: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(probability of the positive class, number of known words) for each text.
+        """(probability of the positive class, number of known words) for each text; multiclass: a row of
+        every label's probability per text.
 
         ``workers`` > 1 (0: every core) spreads a large input over forked processes: tokenising is pure
         Python and holds the GIL, so threads would not help.
@@ -83,12 +86,27 @@ class Predictor:
             probs.append(self.mlp.forward(self.features.transform(bags)))
             known.append(self.encoder.known_words(bags))
         if not probs:
-            return np.zeros(0), np.zeros(0, dtype=np.int64)
+            shape = (0, self.mlp.outputs) if self.mlp.outputs > 1 else (0,)
+            return np.zeros(shape), np.zeros(0, dtype=np.int64)
         return np.concatenate(probs), np.concatenate(known)
 
     def predict(self, texts: Sequence[str], workers: int = 1) -> list[Prediction]:
         probs, known = self.predict_proba(texts, workers=workers)
+        labels = self.labels
+        if probs.ndim == 2:  # multiclass: the most probable label
+            return [
+                Prediction(
+                    text,
+                    labels[int(row.argmax())],
+                    float(row.max()),
+                    int(k),
+                    dict(zip(labels, row.tolist(), strict=True)),
+                )
+                for text, row, k in zip(texts, probs, known, strict=True)
+            ]
         return [
-            Prediction(text, self.labels[int(p >= self.threshold)], float(p), int(k))
-            for text, p, k in zip(texts, probs, known, strict=True)
+            Prediction(
+                text, labels[int(p >= self.threshold)], float(p), int(k), {labels[0]: 1 - p, labels[1]: p}
+            )
+            for text, p, k in zip(texts, probs.tolist(), known, strict=True)
         ]

@@ -35,17 +35,23 @@ def print_metrics(
     table.add_column("test" if validation else "value", justify="right")
     if validation:
         table.add_column("validation", justify="right")
-    for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+    multiclass = isinstance(metrics["confusion_matrix"], list)
+    macro = " (macro)" if multiclass else ""
+    for key in ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "roc_auc"):
         if metrics.get(key) is None:
             continue
-        row = [key, f"{metrics[key]:.4f}"]
+        row = [key + (macro if key in ("precision", "recall", "f1") else ""), f"{metrics[key]:.4f}"]
         if validation:
             row.append(f"{validation[key]:.4f}" if validation.get(key) is not None else "")
         table.add_row(*row)
     table.add_row("n", str(metrics["n"]), *([str(validation["n"])] if validation else []))
-    table.add_row("threshold", f"{metrics['threshold']:.4f}", *([""] if validation else []))
+    if metrics.get("threshold") is not None:
+        table.add_row("threshold", f"{metrics['threshold']:.4f}", *([""] if validation else []))
     console = _console()
     console.print(table)
+    if multiclass:
+        _print_multiclass(console, metrics)
+        return
     cm = metrics["confusion_matrix"]
     labels = metrics.get("labels", {"negative": "negative", "positive": "positive"})
     neg, pos = labels["negative"], labels["positive"]
@@ -58,6 +64,29 @@ def print_metrics(
     console.print(cm_table)
     if per_class:
         console.print(_per_class_table(cm, neg, pos))
+    if metrics.get("no_known_words"):
+        console.print(f"{metrics['no_known_words']} text(s) had no known word (scored from a zero vector)")
+
+
+def _print_multiclass(console: Any, metrics: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    names = list(metrics["per_class"])
+    cm_table = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    cm_table.add_column("")
+    for name in names:
+        cm_table.add_column(name, justify="right")
+    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
+        cm_table.add_row(name, *map(str, row))
+    console.print(cm_table)
+    per_class = Table(title="Per class", title_justify="left")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name, figures in metrics["per_class"].items():
+        per_class.add_row(
+            name, *(f"{figures[k]:.4f}" for k in ("precision", "recall", "f1")), str(figures["support"])
+        )
+    console.print(per_class)
     if metrics.get("no_known_words"):
         console.print(f"{metrics['no_known_words']} text(s) had no known word (scored from a zero vector)")
 

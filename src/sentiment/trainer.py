@@ -36,7 +36,8 @@ def predict_probs(
     probs, labels = [], []
     for batch in loader:
         *inputs, y = to_device(batch, device)
-        probs.append(model(*inputs).float().cpu())
+        out = model(*inputs).float()
+        probs.append((out.softmax(-1) if out.ndim == 2 else out).cpu())  # N logits -> N probabilities
         labels.append(y.cpu())
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 
@@ -57,8 +58,21 @@ def make_optimizer(
     return optimizer, scheduler
 
 
-def make_criterion(class_weights: list[float] | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """BCELoss, or the mean of each row's BCE times its class's weight."""
+def make_criterion(
+    class_weights: list[float] | None, multiclass: bool = False
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Binary (one sigmoid output): BCELoss, or the mean of each row's BCE times its class's weight.
+    Multiclass (one logit per class): CrossEntropyLoss, weighted likewise."""
+    if multiclass:
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        cross_entropy = nn.CrossEntropyLoss(weight=weight)
+
+        def multiclass(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            if cross_entropy.weight is not None and cross_entropy.weight.device != logits.device:
+                cross_entropy.to(logits.device)
+            return cross_entropy(logits, y.long())
+
+        return multiclass
     if class_weights is None:
         return nn.BCELoss()
     weights = torch.tensor(class_weights, dtype=torch.float32)
@@ -82,18 +96,20 @@ def fit(
     callbacks: FitCallbacks | None = None,
     resume: FitState | None = None,
     class_weights: list[float] | None = None,
+    multiclass: bool = False,
 ) -> FitResult:
     """Train ``model`` in place; with validation, stop early and restore the best weights.
 
     ``train_eval_loader`` (the training rows, unshuffled) adds each epoch's training accuracy to its record.
-    ``class_weights`` (one per class index) weight each row's training loss by its class.
+    ``class_weights`` (one per class index) weight each row's training loss by its class. ``multiclass``: the
+    model gives one logit per class (softmax, cross-entropy).
     ``resume`` continues from a checkpoint state, batch for batch as if the run had never stopped; a stop
     requested through ``callbacks.should_stop`` raises ``fit_state.FitStopped``.
     """
     callbacks = callbacks or FitCallbacks()
     model.to(device)
     optimizer, scheduler = make_optimizer(model, config, device, param_groups)
-    criterion = make_criterion(class_weights)
+    criterion = make_criterion(class_weights, multiclass)
     run = ResumableFit(model, optimizer, scheduler, train_loader, callbacks, resume)
     loop = run.loop
     while not loop.finished and loop.epoch <= config.epochs:
@@ -113,7 +129,7 @@ def fit(
         loop.history.append(record)
         if train_eval_loader is not None:
             probs, y = predict_probs(model, train_eval_loader, device)
-            record.train_accuracy = float(np.mean((probs >= 0.5) == (y >= 0.5)))
+            record.train_accuracy = float(np.mean(_predicted(probs) == np.asarray(y).astype(np.int64)))
         if callbacks.on_epoch is not None:
             callbacks.on_epoch(record)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -132,12 +148,20 @@ def _learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float | None]
     return {"lr": groups[-1]["lr"], "embedding_lr": groups[0]["lr"] if len(groups) > 1 else None}
 
 
+def _predicted(probs: np.ndarray) -> np.ndarray:
+    """Class index per row: the most probable class, or positive at 0.5 for one sigmoid output."""
+    return probs.argmax(axis=1) if probs.ndim == 2 else (probs >= 0.5).astype(np.int64)
+
+
 def _validate(model: nn.Module, loader: DataLoader, device: torch.device, record: EpochRecord) -> None:
     probs, labels = predict_probs(model, loader, device)
     clipped = np.clip(probs, 1e-7, 1 - 1e-7)
-    record.val_loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
+    if probs.ndim == 2:  # cross-entropy of the true class
+        record.val_loss = float(-np.mean(np.log(clipped[np.arange(len(labels)), labels.astype(np.int64)])))
+    else:
+        record.val_loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
     metrics = compute_metrics(labels, probs)
-    record.val_accuracy, record.val_f1 = metrics["accuracy"], metrics["f1"]
+    record.val_accuracy, record.val_f1 = metrics["accuracy"], metrics["f1"]  # f1: macro when multiclass
 
 
 def _early_stopping(

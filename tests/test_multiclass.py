@@ -1,0 +1,142 @@
+"""More than two labels: softmax and cross-entropy, stratified splits, metrics per class, every label's
+probability from the NumPy predictor."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import NEUTRAL
+
+WORDS = {
+    "positive": ["great", "wonderful", "loved", "brilliant"],
+    "negative": ["awful", "boring", "hated", "dull"],
+    "mixed": ["okay", "average", "fine", "passable"],
+}
+QUICK = ["--set", "word2vec.workers=1", "--set", "word2vec.epochs=5", "--set", "training.epochs=10"]
+
+
+def three_labels(path: Path, n: int = 600, label_column: str = "label") -> Path:
+    rng = random.Random(0)
+    names = list(WORDS)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", label_column])
+        for i in range(n):
+            label = names[i % 3]
+            words = rng.choices(NEUTRAL, k=rng.randint(4, 8)) + rng.choices(WORDS[label], k=rng.randint(2, 3))
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), label])
+    return path
+
+
+def test_three_labels_train_evaluate_and_predict(cli, tmp_path: Path) -> None:
+    data = three_labels(tmp_path / "three.csv")
+    result = cli(["train", "--data", data, "-o", tmp_path / "model", "--json", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    assert "task: multiclass, decided from the data's 3 labels (data.task: auto)" in result.stderr
+    out = json.loads(result.stdout)["test"]
+    assert out["accuracy"] > 0.9 and out["f1"] > 0.9 and {"f1_micro", "f1_weighted"} <= set(out)
+    assert list(out["per_class"]) == ["mixed", "negative", "positive"]  # sorted
+    matrix = np.array(out["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == out["n"] == 120
+    assert matrix.sum(axis=1).tolist() == [40, 40, 40]  # stratified over the three labels
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert meta["labels"] == ["mixed", "negative", "positive"]
+
+    texts = ["a wonderful brilliant film", "boring and dull", "it was okay, average"]
+    rows = [
+        json.loads(r)
+        for r in cli(["predict", "--model", tmp_path / "model", "--json", *texts]).stdout.splitlines()
+    ]
+    assert [r["label"] for r in rows] == ["positive", "negative", "mixed"]
+    for row in rows:
+        assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+        assert row["probability"] == max(row["probabilities"].values())
+
+    evaluated = json.loads(cli(["eval", "--model", tmp_path / "model", "--json"]).stdout)
+    assert evaluated["accuracy"] == pytest.approx(out["accuracy"]) and evaluated["labels"] == meta["labels"]
+    other = tmp_path / "other.csv"
+    other.write_text("text,label\ngreat film,positive\nhmm,sarcastic\n")
+    unknown = cli(["eval", "--model", tmp_path / "model", "--data", other])
+    assert (
+        unknown.exit_code == 2
+        and "does not know: sarcastic (it knows mixed, negative and positive)" in unknown.stderr
+    )
+
+
+def test_star_ratings_to_four_buckets_with_a_label_map(cli, tmp_path: Path) -> None:
+    rng = random.Random(1)
+    data = tmp_path / "stars.csv"
+    word_of = {
+        1: "awful",
+        2: "awful",
+        3: "boring",
+        4: "boring",
+        7: "great",
+        8: "great",
+        9: "brilliant",
+        10: "brilliant",
+    }
+    with data.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "rating"])
+        for i in range(800):
+            rating = [1, 2, 3, 4, 7, 8, 9, 10][i % 8]
+            writer.writerow(
+                [" ".join([*rng.choices(NEUTRAL, k=5), word_of[rating], word_of[rating]]), rating]
+            )
+    mapping = (
+        "{1: very negative, 2: very negative, 3: negative, 4: negative, 7: positive, 8: positive, "
+        "9: very positive, 10: very positive}"
+    )
+    order = "[very negative, negative, positive, very positive]"
+    options = [
+        "--label-column",
+        "rating",
+        "--set",
+        f"data.label_map={mapping}",
+        "--set",
+        f"data.labels={order}",
+    ]
+    result = cli(["train", "--data", data, "-o", tmp_path / "model", "--json", *QUICK, *options])
+    assert result.exit_code == 0, result.stderr
+    assert list(json.loads(result.stdout)["test"]["per_class"]) == [
+        "very negative",
+        "negative",
+        "positive",
+        "very positive",
+    ]
+    assert json.loads(result.stdout)["test"]["accuracy"] > 0.9
+
+
+def test_numpy_forward_is_torch_softmax() -> None:
+    from sentiment.model import SimpleMLP
+
+    torch.manual_seed(0)
+    mlp = SimpleMLP(6, [8], "gelu", outputs=4).eval()
+    x = torch.randn(50, 6) * 2
+    with torch.no_grad():
+        expected = torch.softmax(mlp(x), dim=-1).double().numpy()
+    got = mlp.export().forward(x.numpy())
+    assert got.shape == (50, 4) and np.abs(got - expected).max() < 1e-6
+
+
+def test_weighted_cross_entropy_and_nb_weights_one_vs_rest() -> None:
+    from sentiment.features import nb_weights
+    from sentiment.text import TokenBags
+    from sentiment.trainer import make_criterion
+
+    logits, y = torch.randn(5, 3), torch.tensor([0.0, 2.0, 1.0, 2.0, 0.0])
+    expected = torch.nn.functional.cross_entropy(logits, y.long(), weight=torch.tensor([1.0, 2.0, 0.5]))
+    assert torch.allclose(make_criterion([1.0, 2.0, 0.5], multiclass=True)(logits, y), expected)
+    # token 0 only in class 0, token 1 in every text, token 2 only in class 2
+    bags = TokenBags(np.array([0, 1, 1, 1, 2]), np.array([0, 2, 3, 5]))
+    weights = nb_weights(bags, np.array([0, 1, 2]), 3, alpha=1.0, floor=0.1)
+    assert weights[0] == pytest.approx(weights[2]) and weights[0] > weights[1] >= 0.1
