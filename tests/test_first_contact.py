@@ -112,6 +112,7 @@ def test_shipped_configs_by_name(cli, tmp_path: Path) -> None:
         "default",
         "imdb",
         "imdb_plain",
+        "imdb_ratings",
         "tutorial",
     ]
     shown = cli(["config", "show", "default"])
@@ -121,7 +122,10 @@ def test_shipped_configs_by_name(cli, tmp_path: Path) -> None:
     missing = cli(["config", "validate", "default", "--set", f"data.path={tmp_path / 'nowhere.csv'}"])
     assert missing.exit_code == 2 and "data.path: file not found" in missing.stderr
     unknown = cli(["train", "--config", "defualt"])
-    assert unknown.exit_code == 2 and "shipped config: default, imdb, imdb_plain, tutorial" in unknown.stderr
+    assert (
+        unknown.exit_code == 2
+        and "shipped config: default, imdb, imdb_plain, imdb_ratings, tutorial" in unknown.stderr
+    )
 
 
 def test_predict_output_lines_up_with_the_input(cli, trained_model: Path, tmp_path: Path) -> None:
