@@ -60,6 +60,17 @@ def test_three_labels_train_evaluate_and_predict(cli, tmp_path: Path) -> None:
         assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-5)
         assert row["probability"] == max(row["probabilities"].values())
 
+    top = json.loads(
+        cli(["predict", "--model", tmp_path / "model", "--json", "--top-k", "2", texts[0]]).stdout
+    )
+    assert top["top"][0]["label"] == "positive" and len(top["top"]) == 2
+    assert top["top"][0]["probability"] >= top["top"][1]["probability"]
+    line = cli(["predict", "--model", tmp_path / "model", "--top-k", "3", texts[1]]).stdout.rstrip("\n")
+    label, _, ranked, text = line.split("\t")
+    assert (
+        label == "negative" and ranked.startswith("negative ") and ranked.count(",") == 2 and text == texts[1]
+    )
+
     evaluated = json.loads(cli(["eval", "--model", tmp_path / "model", "--json"]).stdout)
     assert evaluated["accuracy"] == pytest.approx(out["accuracy"]) and evaluated["labels"] == meta["labels"]
     other = tmp_path / "other.csv"

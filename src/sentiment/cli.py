@@ -338,6 +338,12 @@ def predict(
             help="Write a CSV: input columns (or text) + label, probability.",
         ),
     ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k", metavar="K", min=1, help="Also show the K most probable labels of each text."
+        ),
+    ] = None,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -389,11 +395,11 @@ def predict(
         report.write_predictions_csv(output, predictions, table)
         typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
     elif json_:
-        report.write_predictions_json(sys.stdout, predictions, table)
+        report.write_predictions_json(sys.stdout, predictions, table, top_k)
     elif file is None and sys.stdout.isatty():
-        report.print_predictions(predictions)  # a few texts, a person reading: the table
+        report.print_predictions(predictions, top_k)  # a few texts, a person reading: the table
     else:
-        report.write_prediction_lines(sys.stdout, predictions)  # one line per text, at batch speed
+        report.write_prediction_lines(sys.stdout, predictions, top_k)  # one line per text, at batch speed
         unknown = sum(p.no_known_words for p in predictions)
         if unknown:
             typer.echo(

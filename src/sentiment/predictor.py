@@ -32,8 +32,12 @@ class Prediction:
     def no_known_words(self) -> bool:
         return self.known_words == 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels with their probabilities, most probable first."""
+        return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
+
+    def to_dict(self, top_k: int | None = None) -> dict[str, Any]:
+        out = {
             "text": self.text,
             "label": self.label,
             "probability": round(self.probability, 6),
@@ -41,6 +45,9 @@ class Prediction:
             "known_words": self.known_words,
             "no_known_words": self.no_known_words,
         }
+        if top_k:
+            out["top"] = [{"label": label, "probability": round(p, 6)} for label, p in self.top(top_k)]
+        return out
 
 
 class Predictor:

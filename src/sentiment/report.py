@@ -126,18 +126,25 @@ def _clip(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_predictions(predictions: Sequence[Prediction]) -> None:
+def _top(p: Prediction, k: int) -> str:
+    return ", ".join(f"{label} {prob:.4f}" for label, prob in p.top(k))
+
+
+def print_predictions(predictions: Sequence[Prediction], top_k: int | None = None) -> None:
     from rich.table import Table
 
     table = Table(show_edge=False)
     table.add_column("label")
     table.add_column("probability", justify="right")
+    if top_k:
+        table.add_column(f"top {top_k}")
     table.add_column("text")
     flagged = False
     for p in predictions:
         mark = " *" if p.no_known_words else ""
         flagged |= p.no_known_words
-        table.add_row(p.label + mark, f"{p.probability:.4f}", _clip(p.text))
+        top = [_top(p, top_k)] if top_k else []
+        table.add_row(p.label + mark, f"{p.probability:.4f}", *top, _clip(p.text))
     console = _console()
     console.print(table)
     if flagged:
@@ -200,12 +207,13 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], table: 
 
 
 def write_predictions_json(
-    stream: TextIO, predictions: Sequence[Prediction], table: pd.DataFrame | None
+    stream: TextIO, predictions: Sequence[Prediction], table: pd.DataFrame | None, top_k: int | None = None
 ) -> None:
-    """JSON lines, one object per text; a table file's other columns (an id, say) come first."""
+    """JSON lines, one object per text; a table file's other columns (an id, say) come first; ``top_k`` adds
+    ``top``, the most probable labels in order."""
     import json
 
-    dicts = [p.to_dict() for p in predictions]
+    dicts = [p.to_dict(top_k) for p in predictions]
     if table is not None:
         rows = _with_inputs(table, list(dicts[0]) if dicts else []).to_dict(orient="records")
         dicts = [{**row, **d} for row, d in zip(rows, dicts, strict=True)]
@@ -218,12 +226,14 @@ def write_predictions_json(
 _LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
 
 
-def write_prediction_lines(stream: TextIO, predictions: Sequence[Prediction]) -> None:
-    """One line per text: label, probability, the text on one line (tab-separated; ``*`` after the label
-    when no word of the text is known)."""
-    stream.write(
-        "".join(
-            f"{p.label}{'*' if p.no_known_words else ''}\t{p.probability:.4f}\t{' '.join(p.text.split())}\n"
-            for p in predictions
-        )
-    )
+def write_prediction_lines(
+    stream: TextIO, predictions: Sequence[Prediction], top_k: int | None = None
+) -> None:
+    """One line per text: label, probability, (with ``top_k``: the most probable labels, "label p, ..."),
+    the text on one line; tab-separated, ``*`` after the label when no word of the text is known."""
+    lines = []
+    for p in predictions:
+        label = f"{p.label}{'*' if p.no_known_words else ''}"
+        top = f"{_top(p, top_k)}\t" if top_k else ""
+        lines.append(f"{label}\t{p.probability:.4f}\t{top}{' '.join(p.text.split())}\n")
+    stream.write("".join(lines))
