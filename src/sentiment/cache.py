@@ -25,7 +25,6 @@ from sentiment.paths import home_dir
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # 2: keys carry this number instead of the source of the modules that compute an entry
-KINDS = ("word2vec", "prepared")
 
 
 def cache_dir(kind: str) -> Path:

@@ -264,12 +264,6 @@ def _tensors(data: bytes, model_dir: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def read_meta(model_dir: Path) -> ModelMeta:
-    """Check the directory's presence, files and format version; returns its meta record."""
-    _check_present(model_dir)
-    return _meta((model_dir / "meta.json").read_bytes(), model_dir)
-
-
 def load_tensors(model_dir: Path) -> dict[str, np.ndarray]:
     """Read model.safetensors (checked as ``load`` checks it)."""
     return _tensors((model_dir / "model.safetensors").read_bytes(), model_dir)
