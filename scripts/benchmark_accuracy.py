@@ -9,6 +9,7 @@ its own validation split for early stopping from the other 80 %. --train/--test 
     .venv/bin/python scripts/benchmark_accuracy.py --train a.csv --test b.csv --no-unlabeled --json out.json
     .venv/bin/python scripts/benchmark_accuracy.py --train ../shared/data/kaggle-cleaned/IMDB_cleaned.csv \
         --tail --no-unlabeled --systems tutorial default tfidf_lr     # the 5,000-row stand-in, tutorial split
+    .venv/bin/python scripts/benchmark_accuracy.py --task ratings     # four star-rating buckets, macro-F1
 
 Systems: tutorial (configs/tutorial.yaml), plain (configs/imdb_plain.yaml: frozen averaged Word2Vec into the
 SimpleMLP), best (configs/imdb.yaml), tfidf_lr (scikit-learn TF-IDF uni+bigrams + logistic regression);
@@ -179,6 +180,28 @@ def run_tfidf_lr(files: Files, seed: int, c: float = 4.0) -> Row:
     return Row("tfidf_lr", accuracy, f1, seconds, f"{x_train.shape[1]} features, C={c:g}")
 
 
+def run_ratings(args: argparse.Namespace, log: Callable[[str], None]) -> list[Row]:
+    """The multiclass ratings task: the same runs as scripts/benchmark_ratings.py; ``f1`` is macro-F1."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_ratings", ROOT / "scripts" / "benchmark_ratings.py"
+    )
+    assert spec is not None and spec.loader is not None
+    ratings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ratings)
+    with tempfile.TemporaryDirectory(prefix="sentiment-bench-") as tmp:
+        work = Path(tmp)
+        train, test = ratings.split_by_movie(Path(args.train), args.seed, work)
+        figures = {"imdb_ratings": ratings.ours(train, test, work), "tfidf_lr": ratings.tfidf_lr(train, test)}
+    rows = [
+        Row(name, f["accuracy"], f["macro_f1"], f["seconds"], "macro-F1; movie-disjoint hold-out")
+        for name, f in figures.items()
+    ]
+    log(format_table(rows))
+    return rows
+
+
 def format_table(rows: Sequence[Row]) -> str:
     lines = [f"{'system':<10} {'accuracy':>9} {'F1':>7} {'seconds':>9}  detail", "-" * 56]
     lines += [f"{r.system:<10} {r.accuracy:>9.4f} {r.f1:>7.4f} {r.seconds:>9.1f}  {r.detail}" for r in rows]
@@ -221,11 +244,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--keep", help="keep the model directories under this folder")
     parser.add_argument("--verbose", "-v", action="store_true", help="the pipeline's log lines (stderr)")
+    parser.add_argument(
+        "--task",
+        choices=("sentiment", "ratings"),
+        default="sentiment",
+        help="ratings: the four star-rating buckets, configs/imdb_ratings.yaml against TF-IDF + LR on a "
+        "movie-disjoint hold-out, accuracy and macro-F1 (scripts/benchmark_ratings.py)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -> list[Row]:
     args = parse_args(argv)
+    if args.task == "ratings":
+        return run_ratings(args, log)
     configs = dict(CONFIGS)
     systems = list(args.systems)
     for item in args.config:

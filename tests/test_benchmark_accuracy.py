@@ -79,3 +79,26 @@ def test_default_config_runs_only_when_named(bench, tmp_path: Path) -> None:
         log=lambda _: None,
     )
     assert [r.system for r in rows] == ["default"] and 0.0 <= rows[0].accuracy <= 1.0
+
+
+@pytest.mark.slow
+def test_ratings_task_on_a_movie_disjoint_hold_out(bench, tmp_path: Path) -> None:
+    """--task ratings: the multiclass config against TF-IDF + LR, on made reviews with ratings and movies."""
+    import csv
+    import random
+
+    from conftest import make_review
+
+    rng = random.Random(3)
+    data = tmp_path / "ratings.csv"
+    with data.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "sentiment", "rating", "movie"])
+        for i in range(600):
+            rating = [1, 3, 8, 10][i % 4]
+            writer.writerow([make_review(rng, rating > 5), "x", rating, f"tt{i % 60:03d}"])
+    lines: list[str] = []
+    rows = bench.main(["--task", "ratings", "--train", str(data)], log=lines.append)
+    assert [r.system for r in rows] == ["imdb_ratings", "tfidf_lr"]
+    assert all(0.0 <= r.accuracy <= 1.0 and 0.0 <= r.f1 <= 1.0 and r.seconds > 0 for r in rows)
+    assert "macro-F1" in lines[-1]
