@@ -151,3 +151,67 @@ def test_weighted_cross_entropy_and_nb_weights_one_vs_rest() -> None:
     bags = TokenBags(np.array([0, 1, 1, 1, 2]), np.array([0, 2, 3, 5]))
     weights = nb_weights(bags, np.array([0, 1, 2]), 3, alpha=1.0, floor=0.1)
     assert weights[0] == pytest.approx(weights[2]) and weights[0] > weights[1] >= 0.1
+
+
+TOPICS = {"acting": ["actor", "performance", "cast"], "music": ["score", "soundtrack", "song"]}
+TOPICS["plot"] = ["story", "twist", "ending"]
+
+
+def label_sets(path: Path, n: int = 600, jsonl: bool = False) -> Path:
+    rng = random.Random(0)
+    rows = []
+    for _ in range(n):
+        labels = sorted(rng.sample(list(TOPICS), rng.randint(1, 2)))
+        words = rng.choices(NEUTRAL, k=5) + [w for label in labels for w in rng.choices(TOPICS[label], k=2)]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "topics": labels if jsonl else "|".join(labels)})
+    if jsonl:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["text", "topics"])
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("jsonl", [False, True], ids=["separator", "json-lists"])
+def test_label_sets_train_with_a_threshold_per_label(cli, tmp_path: Path, jsonl: bool) -> None:
+    data = label_sets(tmp_path / ("sets.jsonl" if jsonl else "sets.csv"), jsonl=jsonl)
+    options = [] if jsonl else ["--set", 'data.label_separator="|"']
+    options += ["--set", "eval.tune_threshold=true", "--set", "eval.threshold_metric=f1"]
+    result = cli(["train", "--data", data, "-o", tmp_path / "model", "--json", *QUICK[:4], *options])
+    assert result.exit_code == 0, result.stderr
+    assert "task: multilabel" in result.stderr
+    test = json.loads(result.stdout)["test"]
+    assert (
+        list(test["per_class"]) == ["acting", "music", "plot"] and test["accuracy"] > 0.8
+    )  # subset accuracy
+    assert 0 <= test["hamming_loss"] < 0.1 and test["f1_micro"] > 0.9
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert meta["task"] == "multilabel" and len(meta["thresholds"]) == 3
+    row = json.loads(
+        cli(["predict", "--model", tmp_path / "model", "--json", "great soundtrack, a twist"]).stdout
+    )
+    assert row["labels"] == ["music", "plot"] and set(row["probabilities"]) == {"acting", "music", "plot"}
+    evaluated = json.loads(cli(["eval", "--model", tmp_path / "model", "--json"]).stdout)
+    assert evaluated["accuracy"] == pytest.approx(test["accuracy"])
+
+
+def test_label_set_errors(cli, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("text,topics\n" + "a film,acting|plot\n" * 20 + "another,|\n")
+    result = cli(["train", "--data", data, "--set", 'data.label_separator="|"'])
+    assert result.exit_code == 2 and "row 21 has an empty label set in column 'topics'" in result.stderr
+    result = cli(
+        [
+            "train",
+            "--data",
+            label_sets(tmp_path / "s.csv"),
+            "--set",
+            'data.label_separator="|"',
+            "--set",
+            "training.class_weight=balanced",
+        ]
+    )
+    assert result.exit_code == 2 and "class_weight applies to binary and multiclass tasks" in result.stderr

@@ -197,7 +197,11 @@ def train(
     given = [flag for flag, value in columns.items() if value is not None]
     if data is None and given:
         raise SentimentError(f"{given[0]} goes with --data FILE (or set it in the config)")
-    values = _data_values(data, text_column, label_column, positive_label, reporter) if data else {}
+    values = {}
+    if data is not None:
+        planned = load_config(config, set_ or []).data  # the task and separator the --set options ask for
+        sets = planned.task == "multilabel" or planned.label_separator is not None
+        values = _data_values(data, text_column, label_column, positive_label, reporter, sets)
     cfg = load_config(config, set_ or [], values)
     name = data.name.split(".")[0] if data is not None else Path(str(config)).name.removesuffix(".yaml")
     try:
@@ -228,13 +232,18 @@ def train(
 
 
 def _data_values(
-    data: Path, text_column: str | None, label_column: str | None, positive_label: str | None, reporter: Any
+    data: Path,
+    text_column: str | None,
+    label_column: str | None,
+    positive_label: str | None,
+    reporter: Any,
+    sets: bool = False,
 ) -> dict[str, Any]:
     """Config values for ``train --data FILE``: the file, its columns and positive label (guessed where not
     given), no Kaggle source, and a shuffled stratified split (a user's file may be sorted by label)."""
     from sentiment.data import guess_data_settings
 
-    guess = guess_data_settings(data, text_column, label_column, positive_label)
+    guess = guess_data_settings(data, text_column, label_column, positive_label, sets)
     if guess.note:
         reporter.log(guess.note)
     values = {

@@ -52,12 +52,21 @@ class DataConfig(_Section):
     positive_label: str = Field(
         "positive", description="Binary: label value of the positive class (e.g. positive or 1)."
     )
-    task: Literal["auto", "binary", "multiclass"] = Field(
+    task: Literal["auto", "binary", "multiclass", "multilabel"] = Field(
         "auto",
         description=(
             "binary: two labels, data.positive_label the positive one (sigmoid, BCELoss); multiclass: N "
-            "mutually exclusive labels (softmax, CrossEntropyLoss); auto: binary for two labels, else "
-            "multiclass."
+            "mutually exclusive labels (softmax, CrossEntropyLoss); multilabel: a set of labels per row (one "
+            "sigmoid each, BCELoss); auto: multilabel for label sets, binary for two labels, else multiclass."
+        ),
+    )
+    label_separator: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Multilabel: the separator of the labels in one cell (e.g. '|'; on the command line --set "
+            "'data.label_separator=\"|\"', as a bare | is YAML syntax); JSON-lines cells may hold a list "
+            "instead. Splits are stratified by each row's rarest label."
         ),
     )
     labels: list[str] | None = Field(

@@ -126,6 +126,14 @@ def labelled_from_frame(
     texts, labels = texts[keep], labels[keep]
     if texts.empty:
         raise DataError(f"{source}: no rows left after dropping empty texts and labels")
+    groups = None
+    if config.group_column is not None and config.group_column in frame.columns:
+        column = frame[config.group_column][keep]
+        # a row without a group is a group of its own
+        groups = np.array([str(g) if g == g and g is not None else f"\0row{i}" for i, g in enumerate(column)])
+    if is_multilabel(config, labels):
+        y, names = _multilabel(labels, config, source, label_names)
+        return LabelledData(texts.astype(str).tolist(), y, warnings, groups), names
     label_str = labels.map(_label_str)
     if config.label_map:
         label_str = label_str.map(lambda value: config.label_map.get(value, value))
@@ -144,18 +152,54 @@ def labelled_from_frame(
         names = _multiclass_names(classes, config, source)
     index = {name: i for i, name in enumerate(names)}
     y = np.array(label_str.map(index), dtype=np.int64)  # a copy: pandas may hand out a read-only view
-    groups = None
-    if config.group_column is not None and config.group_column in frame.columns:
-        column = frame[config.group_column][keep]
-        # a row without a group is a group of its own
-        groups = np.array([str(g) if g == g and g is not None else f"\0row{i}" for i, g in enumerate(column)])
     return LabelledData(texts.astype(str).tolist(), y, warnings, groups), names
 
 
-def resolve_task(config: DataConfig, classes: list[str]) -> str:
-    """``data.task``, with ``auto`` decided by the number of labels: two is binary, more is multiclass."""
+def is_multilabel(config: DataConfig, labels: pd.Series) -> bool:
+    """``data.task: multilabel``, or ``auto`` with a label separator set or cells that hold lists (JSON)."""
+    if config.task != "auto":
+        return config.task == "multilabel"
+    return config.label_separator is not None or bool(labels.map(lambda v: isinstance(v, list)).any())
+
+
+def _multilabel(
+    labels: pd.Series, config: DataConfig, source: str, label_names: list[str] | None
+) -> tuple[np.ndarray, list[str]]:
+    """A 0/1 matrix (rows x labels) from cells holding a set of labels: split at ``data.label_separator``, or
+    a JSON list; each label mapped by ``data.label_map``."""
+    separator = config.label_separator
+    sets: list[list[str]] = []
+    for number, cell in enumerate(labels, 1):
+        items = cell if isinstance(cell, list) else str(cell).split(separator) if separator else [cell]
+        names = [_label_str(item) for item in items]
+        names = [config.label_map.get(n, n) if config.label_map else n for n in names if n != ""]
+        if not names:
+            raise DataError(
+                f"{source}: row {number} has an empty label set in column '{config.label_column}'"
+            )
+        sets.append(names)
+    seen = sorted({name for row in sets for name in row})
+    known = label_names or (list(config.labels) if config.labels else seen)
+    unknown = [name for name in seen if name not in known]
+    if unknown:
+        where = "the model does not know" if label_names else "are not in data.labels"
+        raise DataError(f"{source}: label(s) {_shown(unknown)} in column '{config.label_column}': {where}")
+    if len(known) > MAX_LABELS:
+        raise DataError(f"{source}: {len(known):,} distinct labels (at most {MAX_LABELS:,})")
+    index = {name: i for i, name in enumerate(known)}
+    y = np.zeros((len(sets), len(known)), dtype=np.int64)
+    for row, names in enumerate(sets):
+        y[row, [index[n] for n in names]] = 1
+    return y, list(known)
+
+
+def resolve_task(config: DataConfig, classes: list[str], multilabel: bool = False) -> str:
+    """``data.task``, with ``auto`` decided from the data: label sets are multilabel, two labels binary, more
+    multiclass."""
     if config.task != "auto":
         return config.task
+    if multilabel or config.label_separator is not None:
+        return "multilabel"
     return "multiclass" if len(config.labels or classes) > 2 else "binary"
 
 
@@ -242,9 +286,11 @@ def guess_data_settings(
     text_column: str | None = None,
     label_column: str | None = None,
     positive_label: str | None = None,
+    sets: bool = False,
 ) -> DataGuess:
     """The text column, label column and positive label of a labelled file: those given, the rest guessed
-    when unambiguous (else a DataError naming the option that settles it)."""
+    when unambiguous (else a DataError naming the option that settles it). ``sets``: the labels are sets
+    (multilabel), so there is no positive label to guess."""
     frame = read_table(path)
     columns = [str(c) for c in frame.columns]
     missing = [c for c in (text_column, label_column) if c is not None and c not in columns]
@@ -259,11 +305,13 @@ def guess_data_settings(
     if label_column is None:
         label_column = _guess_column(frame, columns, LABEL_NAMES, exclude=text_column, what="label")
         guessed.append(f"label column '{label_column}'")
-    values = sorted(frame[label_column].dropna().map(_label_str).unique())
-    if positive_label is None and len(values) <= 2:
+    cells = frame[label_column].dropna()
+    sets = sets or bool(cells.map(lambda v: isinstance(v, list)).any())  # label sets: no positive label
+    values = sorted(cells.map(_label_str).unique()) if not sets else []
+    if positive_label is None and not sets and len(values) <= 2:
         positive_label = _guess_positive(values, label_column, path)
         guessed.append(f"positive label '{positive_label}'")
-    elif positive_label is None:
+    elif positive_label is None and not sets:
         guessed.append(f"{len(values)} labels")
     note = ""
     if guessed:
@@ -367,6 +415,8 @@ def _split_indices(
     n_out = round(n * fraction)
     if n_out < 1 or n_out >= n:
         raise DataError(f"the {what} split of {fraction:g} leaves {n_out} of {n} rows; change the split size")
+    if labels.ndim == 2:  # multilabel: stratified by each row's rarest label (an approximation)
+        labels, names = stratification_key(labels), None
     if groups is not None:
         return _group_split(labels, groups, fraction, seed=seed, what=what)
     if not shuffle:
@@ -376,7 +426,10 @@ def _split_indices(
     counts = np.bincount(labels, minlength=max(2, len(names or ())))
     if counts.min() < 2:
         rare = int(np.argmin(counts))
-        name = ("positive" if rare == 1 else "negative") if len(counts) == 2 else repr((names or [])[rare])
+        if len(counts) == 2:
+            name = "positive" if rare == 1 else "negative"
+        else:
+            name = repr(names[rare]) if names and rare < len(names) else f"stratum {rare}"
         raise DataError(
             f"cannot make a stratified {what} split: only {counts.min()} {name} row(s) among {n}; each class "
             "needs at least 2 (use more data)"
@@ -388,6 +441,19 @@ def _split_indices(
     except ValueError as exc:
         raise DataError(f"cannot make a stratified {what} split: {exc}") from None
     return np.sort(keep), np.sort(out)
+
+
+def stratification_key(y: np.ndarray) -> np.ndarray:
+    """For label sets (rows x labels): each row's rarest label, the approximation of iterative
+    stratification this splits by; a key that only one row has shares a bucket with the other such rows."""
+    frequency = y.sum(axis=0)
+    rarity = np.where(y == 1, frequency[None, :], np.iinfo(np.int64).max)
+    key = rarity.argmin(axis=1)
+    counts = np.bincount(key, minlength=y.shape[1])
+    key = np.where(counts[key] < 2, y.shape[1], key)
+    if (key == y.shape[1]).sum() == 1:  # a lone row in the shared bucket joins the largest stratum
+        key[key == y.shape[1]] = np.bincount(key).argmax()
+    return key
 
 
 def _group_split(
@@ -415,6 +481,11 @@ def _subset(data: LabelledData, idx: np.ndarray) -> LabelledData:
 
 
 def _check_classes(data: LabelledData, what: str, *, shuffled: bool, names: list[str]) -> None:
+    if data.labels.ndim == 2:  # label sets: training must see every label once at least
+        absent = [name for name, count in zip(names, data.labels.sum(axis=0), strict=True) if count == 0]
+        if absent and what == "training":
+            raise DataError(f"the training split has no example of label(s) {_shown(absent)}; use more data")
+        return
     present = set(np.unique(data.labels).tolist())
     if present != set(range(len(names))):
         absent = [name for i, name in enumerate(names) if i not in present]

@@ -29,11 +29,17 @@ def evaluate_model(
     names = predictor.labels
     if data is None:
         texts, labelled = modeldir.read_test_rows(model_dir)
-        unknown = sorted(set(labelled) - set(names))
+        sets = [row if isinstance(row, list) else [row] for row in labelled]
+        unknown = sorted({name for row in sets for name in row} - set(names))
         if unknown:
             raise ModelDirError(f"{model_dir}/{modeldir.TEST_ROWS}: unknown labels {unknown[:5]}")
         index = {name: i for i, name in enumerate(names)}
-        labels = np.array([index[name] for name in labelled], dtype=np.int64)
+        if predictor.thresholds is not None:  # label sets: a rows x labels matrix
+            labels = np.zeros((len(sets), len(names)), dtype=np.int64)
+            for row, names_of_row in enumerate(sets):
+                labels[row, [index[n] for n in names_of_row]] = 1
+        else:
+            labels = np.array([index[row[0]] for row in sets], dtype=np.int64)
         source = f"{model_dir}/{modeldir.TEST_ROWS}"
     else:
         config = modeldir.load_config(model_dir)
@@ -43,7 +49,8 @@ def evaluate_model(
             log.warning("%s", message)
         texts, labels, source = rows.texts, rows.labels, str(data)
     probs, known = predictor.predict_proba(texts, workers=0)
-    metrics = compute_metrics(labels, probs, predictor.threshold if threshold is None else threshold, names)
+    cut = predictor.thresholds or predictor.threshold
+    metrics = compute_metrics(labels, probs, cut if threshold is None else threshold, names)
     metrics["no_known_words"] = int((known == 0).sum())
     metrics["source"] = source
     metrics["model"] = str(model_dir)

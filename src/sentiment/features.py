@@ -54,11 +54,20 @@ def nb_weights(
     doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
     pairs = np.unique(doc * vocab_size + bags.ids)  # a token counts once per text, as in NBSVM
     words, rows = pairs % vocab_size, pairs // vocab_size
-    row_labels = np.asarray(labels)[rows]
+    labels = np.asarray(labels)
+    row_labels = labels[rows]
     strongest = np.zeros(vocab_size)
     # Binary: class 1 against class 0. More classes: each one against the rest, the strongest lean kept.
-    for c in [1] if int(np.max(labels, initial=0)) <= 1 else range(int(np.max(labels)) + 1):
-        positive = row_labels == c
+    # Label sets (rows x labels): each label's texts against those without it.
+    multilabel = labels.ndim == 2
+    for c in (
+        range(labels.shape[1])
+        if multilabel
+        else [1]
+        if int(np.max(labels, initial=0)) <= 1
+        else range(int(np.max(labels)) + 1)
+    ):
+        positive = row_labels[:, c] == 1 if multilabel else row_labels == c
         pos = np.bincount(words[positive], minlength=vocab_size) + alpha
         neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
         ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())

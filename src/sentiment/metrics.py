@@ -8,10 +8,12 @@ import numpy as np
 
 
 def compute_metrics(
-    y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5, labels: list[str] | None = None
+    y_true: np.ndarray, probs: np.ndarray, threshold: Any = 0.5, labels: list[str] | None = None
 ) -> dict[str, Any]:
     """Metrics of positive-class probabilities against 0/1 labels; positive when ``prob >= threshold``.
     With one probability per class (rows of ``probs``): multiclass metrics (``multiclass_metrics``)."""
+    if np.asarray(y_true).ndim == 2:
+        return multilabel_metrics(y_true, probs, threshold, labels)
     if np.asarray(probs).ndim == 2:
         return multiclass_metrics(y_true, probs, labels)
     from sklearn.metrics import (
@@ -74,6 +76,49 @@ def multiclass_metrics(
             for name, p, r, f, n in zip(names, precision, recall, f1, support, strict=True)
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+    }
+
+
+def multilabel_metrics(
+    y_true: np.ndarray, probs: np.ndarray, thresholds: Any = 0.5, labels: list[str] | None = None
+) -> dict[str, Any]:
+    """Label sets: each label is predicted at or above its own threshold. ``accuracy`` is subset accuracy
+    (every label of the text right), ``precision``, ``recall`` and ``f1`` macro averages over the labels,
+    beside micro F1, the Hamming loss and per-label figures with their {tn, fp, fn, tp} counts."""
+    from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_recall_fscore_support
+
+    y_true, probs = np.asarray(y_true).astype(np.int64), np.asarray(probs)
+    n_labels = y_true.shape[1]
+    names = labels or [str(i) for i in range(n_labels)]
+    cut = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (n_labels,))
+    y_pred = (probs >= cut[None, :]).astype(np.int64)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, average=None, zero_division=0
+    )
+    per_label = {}
+    for c, name in enumerate(names):
+        t, p = y_true[:, c], y_pred[:, c]
+        counts = {"tn": int(((t == 0) & (p == 0)).sum()), "fp": int(((t == 0) & (p == 1)).sum())}
+        counts |= {"fn": int(((t == 1) & (p == 0)).sum()), "tp": int(((t == 1) & (p == 1)).sum())}
+        per_label[name] = {
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            "f1": float(f1[c]),
+            "support": int(support[c]),
+            "threshold": float(cut[c]),
+            **counts,
+        }
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(np.mean(precision)),
+        "recall": float(np.mean(recall)),
+        "f1": float(np.mean(f1)),
+        "f1_micro": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "hamming_loss": float(hamming_loss(y_true, y_pred)),
+        "roc_auc": None,
+        "n": len(y_true),
+        "threshold": None,
+        "per_class": per_label,
     }
 
 

@@ -40,6 +40,7 @@ class MLPWeights:
 
     layers: list[tuple[np.ndarray, np.ndarray]]
     activation: str
+    head: str = "sigmoid"  # sigmoid: one probability per output; softmax: the outputs share one distribution
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -67,10 +68,12 @@ class MLPWeights:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """One sigmoid output: the probability of the positive class per row. More outputs: each row's
-        probability of every class (softmax)."""
+        probability of every class (softmax), or of every label on its own (sigmoid head: multilabel)."""
         z = self.logits(x)
         if self.outputs == 1:
             return sigmoid(z[:, 0])
+        if self.head == "sigmoid":  # multilabel: each label on its own
+            return sigmoid(z)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
@@ -82,5 +85,9 @@ class MLPWeights:
         return out
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, np.ndarray], activation: str, n_layers: int) -> MLPWeights:
-        return cls([tuple(tensors[name] for name in layer_names(i)) for i in range(n_layers)], activation)
+    def from_tensors(
+        cls, tensors: dict[str, np.ndarray], activation: str, n_layers: int, head: str = "sigmoid"
+    ) -> MLPWeights:
+        return cls(
+            [tuple(tensors[name] for name in layer_names(i)) for i in range(n_layers)], activation, head
+        )

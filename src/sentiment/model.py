@@ -36,9 +36,12 @@ class SimpleMLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         outputs: int = 1,
+        multilabel: bool = False,
     ) -> None:
         super().__init__()
         self.activation = activation
+        # one sigmoid output (binary) or one per label (multilabel) give probabilities; otherwise logits
+        self.head = "sigmoid" if outputs == 1 or multilabel else "softmax"
         layers: list[nn.Module] = []
         previous = input_dim
         for width in hidden_dims:
@@ -47,7 +50,7 @@ class SimpleMLP(nn.Module):
                 layers.append(nn.Dropout(dropout))
             previous = width
         layers.append(nn.Linear(previous, outputs))
-        if outputs == 1:
+        if self.head == "sigmoid":
             layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
 
@@ -62,6 +65,7 @@ class SimpleMLP(nn.Module):
         return MLPWeights(
             [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy()) for m in linear],
             self.activation,
+            self.head,
         )
 
 
@@ -102,6 +106,10 @@ class BagClassifier(nn.Module):
         sums = self.embedding(ids, offsets, per_sample_weights=w)
         return sums / totals.clamp_min(1e-12).unsqueeze(-1)
 
+    @property
+    def head(self) -> str:
+        return self.mlp.head
+
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.pooled(ids, offsets))
 
@@ -116,7 +124,12 @@ def export(model: nn.Module) -> tuple[MLPWeights, np.ndarray | None]:
 
 
 def build_classifier(
-    config: Config, vectors: np.ndarray, word_weights: np.ndarray | None, input_dim: int, outputs: int = 1
+    config: Config,
+    vectors: np.ndarray,
+    word_weights: np.ndarray | None,
+    input_dim: int,
+    outputs: int = 1,
+    multilabel: bool = False,
 ) -> tuple[nn.Module, list[dict] | None]:
     """A freshly initialised classifier for ``config`` and its Adam parameter groups (None: one group).
 
@@ -124,7 +137,7 @@ def build_classifier(
     over a copy of ``vectors`` whose learning rate is ``training.embedding_lr``.
     """
     m, t = config.model, config.training
-    mlp = SimpleMLP(input_dim, m.hidden_dims, m.activation, m.dropout, outputs)
+    mlp = SimpleMLP(input_dim, m.hidden_dims, m.activation, m.dropout, outputs, multilabel)
     if not m.fine_tune_embeddings:
         return mlp, None
     model = BagClassifier(vectors.copy(), mlp, word_weights, m.embedding_dropout)

@@ -49,7 +49,7 @@ class ModelMeta:
     """meta.json: how to rebuild the predictor, and facts about the run that made the model."""
 
     labels: list[str]  # class names by class index; binary: [negative, positive]
-    threshold: float
+    threshold: float  # binary: positive at or above it
     text: dict[str, Any]  # TextEncoder.to_dict()
     features: dict[str, Any]  # Features.to_dict()
     activation: str
@@ -64,6 +64,8 @@ class ModelMeta:
     refit: dict[str, int] | None = None  # epochs and rows of the refit on training + validation
     word2vec_cache_hit: bool = False
     prepared_cache_hit: bool = False
+    task: str | None = None  # binary, multiclass or multilabel (None: from the number of outputs)
+    thresholds: list[float] | None = None  # multilabel: one per label
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     sentiment_version: str = __version__
@@ -150,11 +152,15 @@ def _history_csv(history: list[dict[str, Any]]) -> str:
 def write_test_rows(path: Path, texts: list[str], labels: np.ndarray, names: list[str]) -> None:
     """The test split as JSON lines (text, label name): any text (newlines, quotes, megabytes) round-trips."""
     encoder = json.JSONEncoder(ensure_ascii=False).encode
-    label_json = [encoder(name) for name in names]
+    if labels.ndim == 2:  # label sets: a JSON list of names per row
+        label_json = [encoder([names[i] for i in np.flatnonzero(row)]) for row in labels]
+    else:
+        by_index = [encoder(name) for name in names]
+        label_json = [by_index[int(y)] for y in labels]
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
         fh.writelines(
-            f'{{"text": {encoder(text)}, "label": {label_json[int(y)]}}}\n'
-            for text, y in zip(texts, labels, strict=True)
+            f'{{"text": {encoder(text)}, "label": {label}}}\n'
+            for text, label in zip(texts, label_json, strict=True)
         )
 
 
@@ -225,9 +231,15 @@ def _meta(data: bytes, model_dir: Path) -> ModelMeta:
         meta = ModelMeta.from_dict(raw)
     except TypeError as exc:
         raise ModelDirError(f"{model_dir}/meta.json: incomplete ({exc}); {_RETRAIN}") from None
-    threshold = meta.threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
-        raise ModelDirError(f"{model_dir}/meta.json: threshold {threshold!r} is not in [0, 1]; {_RETRAIN}")
+    for threshold in [meta.threshold, *(meta.thresholds or [])]:
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+            raise ModelDirError(
+                f"{model_dir}/meta.json: threshold {threshold!r} is not in [0, 1]; {_RETRAIN}"
+            )
+    if meta.thresholds is not None and len(meta.thresholds) != len(meta.labels):
+        raise ModelDirError(
+            f"{model_dir}/meta.json: {len(meta.thresholds)} thresholds for {len(meta.labels)} labels"
+        )
     return meta
 
 
@@ -288,7 +300,9 @@ def load(model_dir: str | Path) -> SavedModel:
             meta,
             TextEncoder.from_dict(meta.text, vocab),
             Features.from_saved(meta.features, tensors),
-            MLPWeights.from_tensors(tensors, meta.activation, meta.n_layers),
+            MLPWeights.from_tensors(
+                tensors, meta.activation, meta.n_layers, "softmax" if meta.task == "multiclass" else "sigmoid"
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelDirError(f"{model_dir}: inconsistent model files ({exc}); {_RETRAIN}") from None
@@ -306,7 +320,8 @@ def _check(model_dir: Path, model: SavedModel) -> None:
             f"{where}: MLP input size {model.mlp.input_dim} does not match features of size "
             f"{model.features.dim}"
         )
-    if model.mlp.outputs != (1 if len(model.meta.labels) == 2 else len(model.meta.labels)):
+    binary = model.meta.task == "binary" or (model.meta.task is None and model.mlp.outputs == 1)
+    if model.mlp.outputs != (1 if binary else len(model.meta.labels)):
         raise ModelDirError(f"{where}: {model.mlp.outputs} outputs for labels {model.meta.labels}")
 
 
@@ -326,8 +341,8 @@ def load_config(model_dir: Path) -> Config:
         ) from None
 
 
-def read_test_rows(model_dir: Path) -> tuple[list[str], list[str]]:
-    """The saved test split: texts and label names."""
+def read_test_rows(model_dir: Path) -> tuple[list[str], list[Any]]:
+    """The saved test split: texts and label names (label sets: a list of names each)."""
     path = model_dir / TEST_ROWS
     if not path.is_file():
         raise ModelDirError(f"{model_dir}: missing {TEST_ROWS}; pass --data FILE to evaluate on a file")

@@ -78,18 +78,19 @@ def train(
     loaders = make_loaders(datasets, config.training, config.seed, device)
     weights = class_weights(config, prepared, reporter)
 
-    names = prepared.label_names
+    names, task = prepared.label_names, task_of(config, prepared)
     if config.data.task == "auto":
-        task = "multiclass" if is_multiclass(config, names) else "binary"
         reporter.log(f"task: {task}, decided from the data's {len(names)} labels (data.task: auto)")
-    model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint, weights, names)
+    model, fitted = fit_classifier(
+        config, features, loaders, device, reporter, checkpoint, weights, names, task
+    )
     with reporter.stage("validate"):
         threshold, val_metrics = validate(config, model, loaders, device, reporter, names)
     history = [{**row, "phase": "fit"} for row in fitted.history_rows()]
     refit = None
     if config.training.refit and datasets["val"] is not None:
         model, refitted = refit_classifier(
-            config, features, datasets, fitted, device, reporter, checkpoint, weights, names
+            config, features, datasets, fitted, device, reporter, checkpoint, weights, names, task
         )
         refit = {"epochs": len(refitted.history), "rows": len(datasets["train"]) + len(datasets["val"])}
         history += [{**row, "phase": "refit"} for row in refitted.history_rows()]
@@ -143,6 +144,8 @@ def class_weights(config: Config, prepared: Prepared, reporter: Reporter) -> lis
     setting, names = config.training.class_weight, prepared.label_names
     if setting == "none":
         return None
+    if prepared.labels["train"].ndim == 2:
+        raise ConfigError("training.class_weight applies to binary and multiclass tasks, not to label sets")
     if setting == "balanced":
         counts = np.bincount(prepared.labels["train"], minlength=len(names))
         weights = [len(prepared.labels["train"]) / (len(names) * max(int(c), 1)) for c in counts]
@@ -169,18 +172,25 @@ def _split_arrays(prepared: Prepared, *names: str) -> list[np.ndarray]:
     return out
 
 
-def is_multiclass(config: Config, label_names: list[str]) -> bool:
+def task_of(config: Config, prepared: Prepared) -> str:
+    """binary, multiclass or multilabel (label sets: the training labels are a rows x labels matrix)."""
     from sentiment.data import resolve_task
 
-    return resolve_task(config.data, label_names) == "multiclass"
+    multilabel = prepared.labels["train"].ndim == 2
+    return resolve_task(config.data, prepared.label_names, multilabel=multilabel)
 
 
-def _build(config: Config, features: Features, label_names: list[str]) -> tuple[nn.Module, list[dict] | None]:
-    """A fresh classifier: one sigmoid output for two labels, one logit per label for multiclass."""
+def _build(
+    config: Config, features: Features, label_names: list[str], task: str
+) -> tuple[nn.Module, list[dict] | None]:
+    """A fresh classifier: one sigmoid output for two labels, one logit per label for multiclass, one sigmoid
+    per label for label sets."""
     from sentiment.model import build_classifier
 
-    outputs = len(label_names) if is_multiclass(config, label_names) else 1
-    return build_classifier(config, features.vectors_, features.weights_, features.dim, outputs)
+    outputs = 1 if task == "binary" else len(label_names)
+    return build_classifier(
+        config, features.vectors_, features.weights_, features.dim, outputs, multilabel=task == "multilabel"
+    )
 
 
 def fit_classifier(
@@ -192,16 +202,19 @@ def fit_classifier(
     checkpoint: RunCheckpoint,
     weights: list[float] | None = None,
     label_names: list[str] | None = None,
+    task: str = "binary",
 ) -> tuple[nn.Module, FitResult]:
     """A fresh classifier trained with early stopping on the validation split; Ctrl-C leaves a checkpoint."""
     from sentiment.fit_state import FitCallbacks
     from sentiment.trainer import fit
 
     names = label_names or ["negative", "positive"]
-    model, param_groups = _build(config, features, names)
-    multiclass = is_multiclass(config, names)
+    model, param_groups = _build(config, features, names, task)
+    multiclass = task == "multiclass"
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    shape = "-".join(map(str, [features.dim, *config.model.hidden_dims, len(names) if multiclass else 1]))
+    shape = "-".join(
+        map(str, [features.dim, *config.model.hidden_dims, 1 if task == "binary" else len(names)])
+    )
     reporter.log(f"model: {type(model).__name__} {shape}, {n_params:,} trainable parameters")
     tcfg, stop = config.training, StopRequest()
     try:
@@ -246,8 +259,9 @@ def validate(
     device: torch.device,
     reporter: Reporter,
     labels: list[str] | None = None,
-) -> tuple[float, dict[str, Any] | None]:
-    """The decision threshold (tuned on validation when asked) and the validation metrics at it."""
+) -> tuple[Any, dict[str, Any] | None]:
+    """The decision threshold (tuned on validation when asked; label sets: one per label) and the validation
+    metrics at it."""
     from sentiment.metrics import best_threshold, compute_metrics
     from sentiment.trainer import predict_probs
 
@@ -255,6 +269,13 @@ def validate(
     if loaders.val is None:
         return threshold, None
     probs, y = predict_probs(model, loaders.val, device)
+    if y.ndim == 2:  # label sets: one threshold per label
+        metric = config.eval.threshold_metric
+        cuts = [threshold] * y.shape[1]
+        if config.eval.tune_threshold:
+            cuts = [best_threshold(y[:, c], probs[:, c], metric) for c in range(y.shape[1])]
+            reporter.log(f"thresholds: one per label, each the best validation {metric}")
+        return cuts, compute_metrics(y, probs, cuts, labels)
     if probs.ndim == 2:  # multiclass: the most probable label, no threshold to tune
         if config.eval.tune_threshold:
             reporter.warn("eval.tune_threshold applies to two labels; this task has more, it is ignored")
@@ -276,6 +297,7 @@ def refit_classifier(
     checkpoint: RunCheckpoint,
     weights: list[float] | None = None,
     label_names: list[str] | None = None,
+    task: str = "binary",
 ) -> tuple[nn.Module, FitResult]:
     """A fresh model on training + validation rows for the epochs early stopping chose: more data, while the
     validation figures stay honest (they come from the first model, which never saw those rows)."""
@@ -288,7 +310,7 @@ def refit_classifier(
     tcfg, epochs = config.training, max(fitted.best_epoch, 1)
     names = label_names or ["negative", "positive"]
     torch.manual_seed(config.seed)
-    model, param_groups = _build(config, features, names)
+    model, param_groups = _build(config, features, names, task)
     both = concat_batches(datasets["train"], datasets["val"])
     loader = make_loader(
         both, tcfg.batch_size, shuffle=True, seed=config.seed, num_workers=tcfg.num_workers, device=device
@@ -310,7 +332,7 @@ def refit_classifier(
                 param_groups=param_groups,
                 callbacks=callbacks,
                 class_weights=weights,
-                multiclass=is_multiclass(config, names),
+                multiclass=task == "multiclass",
             )
     except FitStopped:
         message = checkpoint.refit_interrupted(stop.signum)
@@ -330,7 +352,7 @@ def saved_model(
     model: nn.Module,
     fitted: FitResult,
     refit: dict[str, int] | None,
-    threshold: float,
+    threshold: float | list[float],
     device: torch.device,
 ) -> SavedModel:
     """The trained model as plain arrays and a meta record (what the model directory holds)."""
@@ -338,9 +360,12 @@ def saved_model(
     from sentiment.modeldir import ModelMeta, SavedModel
 
     mlp, tuned_vectors = export(model.cpu())
+    per_label = isinstance(threshold, list)
     meta = ModelMeta(
         labels=prepared.label_names,
-        threshold=threshold,
+        threshold=config.eval.threshold if per_label else threshold,
+        thresholds=threshold if per_label else None,
+        task=task_of(config, prepared),
         text=prepared.encoder.to_dict(),
         features=features.to_dict(),
         activation=config.model.activation,

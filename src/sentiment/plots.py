@@ -109,6 +109,8 @@ def write_plots(
 
 
 def _confusion_matrix(figure: Any, path: Path, metrics: dict[str, Any], labels: Sequence[str]) -> Path:
+    if "hamming_loss" in metrics:
+        return _label_counts(figure, path, metrics)
     cm = metrics["confusion_matrix"]
     grid = np.array(cm) if isinstance(cm, list) else np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
     n = len(grid)
@@ -177,6 +179,27 @@ def _precision_recall(
     return _save(fig, path)
 
 
+def _label_counts(figure: Any, path: Path, metrics: dict[str, Any]) -> Path:
+    """Label sets: per label (rows), its true negatives, false positives, false negatives, true positives."""
+    names = list(metrics["per_class"])
+    columns = ("tn", "fp", "fn", "tp")
+    grid = np.array([[metrics["per_class"][name][c] for c in columns] for name in names])
+    share = grid / np.maximum(grid.sum(axis=1, keepdims=True), 1)
+    fig = figure(figsize=(5.6, min(2.0 + 0.35 * len(names), 14)), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
+    ax.set(
+        xticks=range(4),
+        yticks=range(len(names)),
+        xticklabels=["true neg", "false pos", "false neg", "true pos"],
+        yticklabels=names,
+        title=f"Per-label counts (test, n = {metrics['n']})",
+    )
+    return _save(fig, path)
+
+
 def _precision_recall_per_class(
     figure: Any, path: Path, y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]
 ) -> Path:
@@ -186,7 +209,7 @@ def _precision_recall_per_class(
     fig = figure(figsize=(6.4, 4.8 + 0.12 * len(labels)), layout="constrained")
     ax = fig.subplots()
     for c, name in enumerate(labels):
-        truth = (y_true == c).astype(np.int64)
+        truth = y_true[:, c] if y_true.ndim == 2 else (y_true == c).astype(np.int64)
         if 0 < truth.sum() < len(truth):
             precision, recall, _ = precision_recall_curve(truth, probs[:, c])
             ap = average_precision_score(truth, probs[:, c])

@@ -27,6 +27,7 @@ class Prediction:
     probability: float  # binary: of the positive class; multiclass: of the predicted label
     known_words: int
     probabilities: dict[str, float]  # every label's
+    labels: list[str] | None = None  # label sets: every label at or above its threshold
 
     @property
     def no_known_words(self) -> bool:
@@ -45,6 +46,8 @@ class Prediction:
             "known_words": self.known_words,
             "no_known_words": self.no_known_words,
         }
+        if self.labels is not None:
+            out["labels"] = self.labels
         if top_k:
             out["top"] = [{"label": label, "probability": round(p, 6)} for label, p in self.top(top_k)]
         return out
@@ -59,6 +62,10 @@ class Predictor:
         self.encoder, self.features, self.mlp = model.encoder, model.features, model.mlp
         self.labels = list(model.meta.labels)
         self.threshold = float(model.meta.threshold)
+        self.thresholds = model.meta.thresholds  # label sets: one per label, else None
+        self.multilabel = model.meta.task == "multilabel"
+        if self.multilabel and self.thresholds is None:
+            self.thresholds = [self.threshold] * len(self.labels)
         self.text_column = model.meta.text_column
 
     @classmethod
@@ -100,6 +107,19 @@ class Predictor:
     def predict(self, texts: Sequence[str], workers: int = 1) -> list[Prediction]:
         probs, known = self.predict_proba(texts, workers=workers)
         labels = self.labels
+        if self.multilabel:  # every label at or above its threshold
+            cuts = np.asarray(self.thresholds)
+            return [
+                Prediction(
+                    text,
+                    ", ".join(name for name, on in zip(labels, row >= cuts, strict=True) if on),
+                    float(row.max()),
+                    int(k),
+                    dict(zip(labels, row.tolist(), strict=True)),
+                    [name for name, on in zip(labels, row >= cuts, strict=True) if on],
+                )
+                for text, row, k in zip(texts, probs, known, strict=True)
+            ]
         if probs.ndim == 2:  # multiclass: the most probable label
             return [
                 Prediction(

@@ -35,12 +35,15 @@ def print_metrics(
     table.add_column("test" if validation else "value", justify="right")
     if validation:
         table.add_column("validation", justify="right")
-    multiclass = isinstance(metrics["confusion_matrix"], list)
+    multilabel = "hamming_loss" in metrics
+    multiclass = multilabel or isinstance(metrics["confusion_matrix"], list)
     macro = " (macro)" if multiclass else ""
-    for key in ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "roc_auc"):
+    keys = ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "hamming_loss", "roc_auc")
+    for key in keys:
         if metrics.get(key) is None:
             continue
-        row = [key + (macro if key in ("precision", "recall", "f1") else ""), f"{metrics[key]:.4f}"]
+        name = "accuracy (subset)" if multilabel and key == "accuracy" else key
+        row = [name + (macro if key in ("precision", "recall", "f1") else ""), f"{metrics[key]:.4f}"]
         if validation:
             row.append(f"{validation[key]:.4f}" if validation.get(key) is not None else "")
         table.add_row(*row)
@@ -72,20 +75,24 @@ def _print_multiclass(console: Any, metrics: dict[str, Any]) -> None:
     from rich.table import Table
 
     names = list(metrics["per_class"])
-    cm_table = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
-    cm_table.add_column("")
-    for name in names:
-        cm_table.add_column(name, justify="right")
-    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
-        cm_table.add_row(name, *map(str, row))
-    console.print(cm_table)
-    per_class = Table(title="Per class", title_justify="left")
-    for column in ("class", "precision", "recall", "f1", "support"):
+    multilabel = "hamming_loss" in metrics
+    if not multilabel:
+        cm_table = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
+        cm_table.add_column("")
+        for name in names:
+            cm_table.add_column(name, justify="right")
+        for name, row in zip(names, metrics["confusion_matrix"], strict=True):
+            cm_table.add_row(name, *map(str, row))
+        console.print(cm_table)
+    per_class = Table(title="Per label" if multilabel else "Per class", title_justify="left")
+    extra = ("threshold", "tp", "fp", "fn") if multilabel else ()
+    for column in ("class", "precision", "recall", "f1", "support", *extra):
         per_class.add_column(column, justify="left" if column == "class" else "right")
     for name, figures in metrics["per_class"].items():
-        per_class.add_row(
-            name, *(f"{figures[k]:.4f}" for k in ("precision", "recall", "f1")), str(figures["support"])
-        )
+        cells = [f"{figures[k]:.4f}" for k in ("precision", "recall", "f1")] + [str(figures["support"])]
+        if multilabel:
+            cells += [f"{figures['threshold']:.4f}", *(str(figures[k]) for k in ("tp", "fp", "fn"))]
+        per_class.add_row(name, *cells)
     console.print(per_class)
     if metrics.get("no_known_words"):
         console.print(f"{metrics['no_known_words']} text(s) had no known word (scored from a zero vector)")

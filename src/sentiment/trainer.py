@@ -37,7 +37,9 @@ def predict_probs(
     for batch in loader:
         *inputs, y = to_device(batch, device)
         out = model(*inputs).float()
-        probs.append((out.softmax(-1) if out.ndim == 2 else out).cpu())  # N logits -> N probabilities
+        if getattr(model, "head", "sigmoid") == "softmax":  # multiclass: N logits -> N probabilities
+            out = out.softmax(-1)
+        probs.append(out.cpu())
         labels.append(y.cpu())
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 
@@ -129,7 +131,8 @@ def fit(
         loop.history.append(record)
         if train_eval_loader is not None:
             probs, y = predict_probs(model, train_eval_loader, device)
-            record.train_accuracy = float(np.mean(_predicted(probs) == np.asarray(y).astype(np.int64)))
+            right = _predicted(probs, y.ndim == 2) == np.asarray(y).astype(np.int64)
+            record.train_accuracy = float(np.mean(right.all(axis=1) if y.ndim == 2 else right))  # subset
         if callbacks.on_epoch is not None:
             callbacks.on_epoch(record)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -148,15 +151,18 @@ def _learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float | None]
     return {"lr": groups[-1]["lr"], "embedding_lr": groups[0]["lr"] if len(groups) > 1 else None}
 
 
-def _predicted(probs: np.ndarray) -> np.ndarray:
-    """Class index per row: the most probable class, or positive at 0.5 for one sigmoid output."""
-    return probs.argmax(axis=1) if probs.ndim == 2 else (probs >= 0.5).astype(np.int64)
+def _predicted(probs: np.ndarray, multilabel: bool = False) -> np.ndarray:
+    """Class index per row (the most probable class, or positive at 0.5 for one sigmoid output); label sets:
+    each label at 0.5."""
+    if probs.ndim == 2 and not multilabel:
+        return probs.argmax(axis=1)
+    return (probs >= 0.5).astype(np.int64)
 
 
 def _validate(model: nn.Module, loader: DataLoader, device: torch.device, record: EpochRecord) -> None:
     probs, labels = predict_probs(model, loader, device)
     clipped = np.clip(probs, 1e-7, 1 - 1e-7)
-    if probs.ndim == 2:  # cross-entropy of the true class
+    if probs.ndim == 2 and labels.ndim == 1:  # cross-entropy of the true class
         record.val_loss = float(-np.mean(np.log(clipped[np.arange(len(labels)), labels.astype(np.int64)])))
     else:
         record.val_loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
