@@ -215,3 +215,16 @@ def test_label_set_errors(cli, tmp_path: Path) -> None:
         ]
     )
     assert result.exit_code == 2 and "class_weight applies to binary and multiclass tasks" in result.stderr
+
+
+def test_numpy_forward_is_torch_for_label_sets() -> None:
+    from sentiment.model import SimpleMLP
+
+    torch.manual_seed(1)
+    mlp = SimpleMLP(6, [8], "relu", outputs=3, multilabel=True).eval()
+    x = torch.randn(40, 6) * 2
+    with torch.no_grad():
+        expected = mlp(x).double().numpy()  # a sigmoid per label, inside the model
+    weights = mlp.export()
+    assert weights.head == "sigmoid" and np.abs(weights.forward(x.numpy()) - expected).max() < 1e-6
+    assert not np.allclose(expected.sum(axis=1), 1)  # independent labels, not one distribution

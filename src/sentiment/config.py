@@ -188,7 +188,8 @@ class FeaturesConfig(_Section):
         "mean",
         description=(
             "How word vectors become one text vector: mean; tfidf-, sif- or nb-weighted mean (nb: by how "
-            "strongly each word leans to one label in the training texts); mean concatenated with max."
+            "strongly each word leans to one label in the training texts; with more labels, or label sets, "
+            "the strongest of its one-vs-rest ratios); mean concatenated with max."
         ),
     )
     sif_a: float = Field(1e-3, gt=0, description="SIF weight parameter a in a / (a + p(w)).")
