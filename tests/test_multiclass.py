@@ -228,3 +228,32 @@ def test_numpy_forward_is_torch_for_label_sets() -> None:
     weights = mlp.export()
     assert weights.head == "sigmoid" and np.abs(weights.forward(x.numpy()) - expected).max() < 1e-6
     assert not np.allclose(expected.sum(axis=1), 1)  # independent labels, not one distribution
+
+
+def test_a_label_with_no_training_example_is_named(tmp_path: Path) -> None:
+    from sentiment.config import DataConfig
+    from sentiment.data import load_splits
+    from sentiment.errors import DataError
+
+    data = three_labels(tmp_path / "three.csv")
+    order = ["mixed", "negative", "positive", "sarcastic"]  # data.labels names one the data never shows
+    with pytest.raises(DataError, match="only 0 'sarcastic' row"):
+        load_splits(
+            DataConfig(path=str(data), text_column="text", label_column="label", labels=order), seed=0
+        )
+    sets = label_sets(tmp_path / "sets.csv")
+    config = DataConfig(
+        path=str(sets),
+        text_column="text",
+        label_column="topics",
+        label_separator="|",
+        labels=[*TOPICS, "gore"],
+    )
+    with pytest.raises(DataError, match=r"the training split has no example of label\(s\) gore"):
+        load_splits(config, seed=0)
+    only = tmp_path / "one.csv"
+    only.write_text("text,label\n" + "a film\tx\n".replace("\t", ",") * 30)
+    with pytest.raises(DataError, match="exactly two classes, found 1: x"):
+        load_splits(
+            DataConfig(path=str(only), text_column="text", label_column="label", positive_label="x"), seed=0
+        )
