@@ -128,17 +128,14 @@ def test_debug_shows_the_traceback_in_a_real_process(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("where", ["data:\n  text_column: *i\n", "model:\n  hidden_dims: *i\n", "seed: *i\n"])
 def test_yaml_alias_expansion_fails_fast(cli, tmp_path: Path, where: str) -> None:
-    """A "billion laughs": nine levels of nine aliases is 387 million strings once expanded."""
-    import time
-
+    """A "billion laughs": nine levels of nine aliases is 387 million strings once expanded. Refused by the
+    size check (its message below) before anything expands it; it used to hang formatting the value."""
     levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         levels.append(f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]")
     config = tmp_path / "bomb.yaml"
     config.write_text("\n".join(levels) + "\n" + where)
-    start = time.perf_counter()
     result = cli(["config", "validate", config])
-    assert time.perf_counter() - start < 5
     assert result.exit_code == 2 and "more than 10,000 values or 20 levels of nesting" in result.stderr
     assert len(result.stderr) < 300
 

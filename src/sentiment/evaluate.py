@@ -34,7 +34,7 @@ def evaluate_model(
         if unknown:
             raise ModelDirError(f"{model_dir}/{modeldir.TEST_ROWS}: unknown labels {unknown[:5]}")
         index = {name: i for i, name in enumerate(names)}
-        if predictor.thresholds is not None:  # label sets: a rows x labels matrix
+        if predictor.multilabel:  # label sets: a rows x labels matrix
             labels = np.zeros((len(sets), len(names)), dtype=np.int64)
             for row, names_of_row in enumerate(sets):
                 labels[row, [index[n] for n in names_of_row]] = 1

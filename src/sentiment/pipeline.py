@@ -76,21 +76,17 @@ def train(
         datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x)
     checkpoint.check_data(prepared.vectors, features.weights_, *_split_arrays(prepared, "train", "val"))
     loaders = make_loaders(datasets, config.training, config.seed, device)
-    weights = class_weights(config, prepared, reporter)
+    classes = classifier_classes(config, prepared, reporter)
+    names = classes.labels
 
-    names, task = prepared.label_names, task_of(config, prepared)
-    if config.data.task == "auto":
-        reporter.log(f"task: {task}, decided from the data's {len(names)} labels (data.task: auto)")
-    model, fitted = fit_classifier(
-        config, features, loaders, device, reporter, checkpoint, weights, names, task
-    )
+    model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint, classes)
     with reporter.stage("validate"):
         threshold, val_metrics = validate(config, model, loaders, device, reporter, names)
     history = [{**row, "phase": "fit"} for row in fitted.history_rows()]
     refit = None
     if config.training.refit and datasets["val"] is not None:
         model, refitted = refit_classifier(
-            config, features, datasets, fitted, device, reporter, checkpoint, weights, names, task
+            config, features, datasets, fitted, device, reporter, checkpoint, classes
         )
         refit = {"epochs": len(refitted.history), "rows": len(datasets["train"]) + len(datasets["val"])}
         history += [{**row, "phase": "refit"} for row in refitted.history_rows()]
@@ -139,6 +135,28 @@ def fit_features(config: Config, prepared: Prepared) -> tuple[Features, np.ndarr
     return features, features.fit_transform(train_bags, y, prepared.vectors, prepared.counts)
 
 
+@dataclass
+class Classes:
+    """What the classifier learns to predict: the labels by index, the task and its loss's class weights."""
+
+    labels: list[str]
+    task: str  # binary, multiclass or multilabel
+    class_weights: list[float] | None = None
+
+    @property
+    def outputs(self) -> int:
+        return 1 if self.task == "binary" else len(self.labels)
+
+
+def classifier_classes(config: Config, prepared: Prepared, reporter: Reporter) -> Classes:
+    """The labels, the task (said in one line when ``data.task`` is auto) and the class weights."""
+    task = task_of(config, prepared)
+    if config.data.task == "auto":
+        names = prepared.label_names
+        reporter.log(f"task: {task}, decided from the data's {len(names)} labels (data.task: auto)")
+    return Classes(prepared.label_names, task, class_weights(config, prepared, reporter))
+
+
 def class_weights(config: Config, prepared: Prepared, reporter: Reporter) -> list[float] | None:
     """``training.class_weight`` as one weight per class index (None: unweighted)."""
     setting, names = config.training.class_weight, prepared.label_names
@@ -180,16 +198,14 @@ def task_of(config: Config, prepared: Prepared) -> str:
     return resolve_task(config.data, prepared.label_names, multilabel=multilabel)
 
 
-def _build(
-    config: Config, features: Features, label_names: list[str], task: str
-) -> tuple[nn.Module, list[dict] | None]:
+def _build(config: Config, features: Features, classes: Classes) -> tuple[nn.Module, list[dict] | None]:
     """A fresh classifier: one sigmoid output for two labels, one logit per label for multiclass, one sigmoid
     per label for label sets."""
     from sentiment.model import build_classifier
 
-    outputs = 1 if task == "binary" else len(label_names)
+    multilabel = classes.task == "multilabel"
     return build_classifier(
-        config, features.vectors_, features.weights_, features.dim, outputs, multilabel=task == "multilabel"
+        config, features.vectors_, features.weights_, features.dim, classes.outputs, multilabel=multilabel
     )
 
 
@@ -200,21 +216,15 @@ def fit_classifier(
     device: torch.device,
     reporter: Reporter,
     checkpoint: RunCheckpoint,
-    weights: list[float] | None = None,
-    label_names: list[str] | None = None,
-    task: str = "binary",
+    classes: Classes,
 ) -> tuple[nn.Module, FitResult]:
     """A fresh classifier trained with early stopping on the validation split; Ctrl-C leaves a checkpoint."""
     from sentiment.fit_state import FitCallbacks
     from sentiment.trainer import fit
 
-    names = label_names or ["negative", "positive"]
-    model, param_groups = _build(config, features, names, task)
-    multiclass = task == "multiclass"
+    model, param_groups = _build(config, features, classes)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    shape = "-".join(
-        map(str, [features.dim, *config.model.hidden_dims, 1 if task == "binary" else len(names)])
-    )
+    shape = "-".join(map(str, [features.dim, *config.model.hidden_dims, classes.outputs]))
     reporter.log(f"model: {type(model).__name__} {shape}, {n_params:,} trainable parameters")
     tcfg, stop = config.training, StopRequest()
     try:
@@ -230,8 +240,8 @@ def fit_classifier(
                 train_eval_loader=loaders.train_eval,
                 callbacks=callbacks,
                 resume=checkpoint.resume_state,
-                class_weights=weights,
-                multiclass=multiclass,
+                class_weights=classes.class_weights,
+                multiclass=classes.task == "multiclass",
             )
     except FitStopped as exc:
         message = checkpoint.interrupted(exc, stop.signum, tcfg.epochs)
@@ -295,9 +305,7 @@ def refit_classifier(
     device: torch.device,
     reporter: Reporter,
     checkpoint: RunCheckpoint,
-    weights: list[float] | None = None,
-    label_names: list[str] | None = None,
-    task: str = "binary",
+    classes: Classes,
 ) -> tuple[nn.Module, FitResult]:
     """A fresh model on training + validation rows for the epochs early stopping chose: more data, while the
     validation figures stay honest (they come from the first model, which never saw those rows)."""
@@ -308,9 +316,8 @@ def refit_classifier(
     from sentiment.trainer import fit
 
     tcfg, epochs = config.training, max(fitted.best_epoch, 1)
-    names = label_names or ["negative", "positive"]
     torch.manual_seed(config.seed)
-    model, param_groups = _build(config, features, names, task)
+    model, param_groups = _build(config, features, classes)
     both = concat_batches(datasets["train"], datasets["val"])
     loader = make_loader(
         both, tcfg.batch_size, shuffle=True, seed=config.seed, num_workers=tcfg.num_workers, device=device
@@ -331,8 +338,8 @@ def refit_classifier(
                 device,
                 param_groups=param_groups,
                 callbacks=callbacks,
-                class_weights=weights,
-                multiclass=task == "multiclass",
+                class_weights=classes.class_weights,
+                multiclass=classes.task == "multiclass",
             )
     except FitStopped:
         message = checkpoint.refit_interrupted(stop.signum)
