@@ -12,6 +12,7 @@ from sentiment.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from sentiment.explain import Explanation
     from sentiment.predictor import Prediction
 
 
@@ -189,18 +190,37 @@ def _with_inputs(table: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
 PREDICTION_FIELDS = ["label", "probability", "no_known_words"]
 
 
-def write_predictions_csv(path: Path, predictions: Sequence[Prediction], table: pd.DataFrame | None) -> None:
+def _weights_json(explanation: Explanation) -> str:
+    import json
+
+    tokens = explanation.to_dict()["explanation"]["tokens"]
+    return json.dumps([{"token": t["token"], "weight": t["weight"]} for t in tokens], ensure_ascii=False)
+
+
+def write_predictions_csv(
+    path: Path,
+    predictions: Sequence[Prediction],
+    table: pd.DataFrame | None,
+    explanations: Sequence[Explanation] | None = None,
+) -> None:
     """A CSV: the input's columns (or the text) then label, probability (plain decimals) and no_known_words
-    (true / false, as in JSON)."""
+    (true / false, as in JSON); with ``explanations``, an ``explanation`` column: a JSON list of
+    {token, weight}."""
     from sentiment.atomic import atomic_file
 
     flags = ["true" if p.no_known_words else "false" for p in predictions]
     with atomic_file(path) as fh:
-        if table is not None:
-            out = _with_inputs(table, PREDICTION_FIELDS)
+        if table is not None or explanations is not None:
+            if table is None:
+                import pandas as pd
+
+                table = pd.DataFrame({"text": [p.text for p in predictions]})
+            out = _with_inputs(table, [*PREDICTION_FIELDS, "explanation"])
             out["label"] = [p.label for p in predictions]
             out["probability"] = [f"{p.probability:.6f}" for p in predictions]
             out["no_known_words"] = flags
+            if explanations is not None:
+                out["explanation"] = [_weights_json(e) for e in explanations]
             out.to_csv(fh, index=False)
             return
         # Rows built by hand, every text quoted with its quotes doubled (RFC 4180): 6x faster than
@@ -214,10 +234,13 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], table: 
 
 
 def write_predictions_json(
-    stream: TextIO, predictions: Sequence[Prediction], table: pd.DataFrame | None, top_k: int | None = None
+    stream: TextIO,
+    predictions: Sequence[Prediction] | Sequence[Explanation],
+    table: pd.DataFrame | None,
+    top_k: int | None = None,
 ) -> None:
     """JSON lines, one object per text; a table file's other columns (an id, say) come first; ``top_k`` adds
-    ``top``, the most probable labels in order."""
+    ``top``, the most probable labels in order. Explanations add their ``explanation`` object."""
     import json
 
     dicts = [p.to_dict(top_k) for p in predictions]
@@ -234,13 +257,70 @@ _LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 
 def write_prediction_lines(
-    stream: TextIO, predictions: Sequence[Prediction], top_k: int | None = None
+    stream: TextIO,
+    predictions: Sequence[Prediction],
+    top_k: int | None = None,
+    explanations: Sequence[Explanation] | None = None,
+    top_words: int = 5,
 ) -> None:
     """One line per text: label, probability, (with ``top_k``: the most probable labels, "label p, ..."),
-    the text on one line; tab-separated, ``*`` after the label when no word of the text is known."""
+    (with ``explanations``: the words that pushed most, "word +0.1234, ..."), the text on one line;
+    tab-separated, ``*`` after the label when no word of the text is known."""
     lines = []
-    for p in predictions:
+    for i, p in enumerate(predictions):
         label = f"{p.label}{'*' if p.no_known_words else ''}"
         top = f"{_top(p, top_k)}\t" if top_k else ""
-        lines.append(f"{label}\t{p.probability:.4f}\t{top}{' '.join(p.text.split())}\n")
+        words = f"{_strongest(explanations[i], top_words)}\t" if explanations is not None else ""
+        lines.append(f"{label}\t{p.probability:.4f}\t{top}{words}{' '.join(p.text.split())}\n")
     stream.write("".join(lines))
+
+
+def _strongest(explanation: Explanation, n: int) -> str:
+    toward, away = explanation.top(n)
+    return ", ".join(f"{t.token} {t.weight:+.4f}" for t in toward + away) or "-"
+
+
+def _shade(weight: float, scale: float) -> str:
+    """A background colour for a word: green toward the label, red away from it, stronger when larger."""
+    strength = min(abs(weight) / scale, 1.0) if scale > 0 else 0.0
+    fade = int(255 - 150 * strength)
+    return f"black on rgb({fade},255,{fade})" if weight > 0 else f"black on rgb(255,{fade},{fade})"
+
+
+def print_explanations(explanations: Sequence[Explanation], top: int = 10) -> None:
+    """For a person: each text with its words coloured by their push (green toward the label, red away),
+    then the strongest words each way with their weights."""
+    from rich.text import Text
+
+    console = _console()
+    for i, e in enumerate(explanations):
+        if i:
+            console.print()
+        p = e.prediction
+        mark = "  (no word of the text is in the model's vocabulary: a guess)" if p.no_known_words else ""
+        console.print(Text(f"{p.label}  P({e.label}) = {e.probability:.4f}{mark}", style="bold"))
+        text = Text(e.prediction.text)
+        scale = max((abs(t.weight) for t in e.tokens), default=0.0)
+        for t in e.tokens:
+            if t.start is not None and t.weight != 0:
+                text.stylize(_shade(t.weight, scale), t.start, t.end)
+        console.print(text)
+        toward, away = e.top(top)
+        for title, words in ((f"toward {e.label}", toward), (f"away from {e.label}", away)):
+            listed = ", ".join(f"{t.token} {t.weight:+.4f}" for t in words) or "none"
+            console.print(f"  {title}: {listed}", markup=False, highlight=False)
+
+
+def print_top_words(words: dict[str, list[tuple[str, float, int]]]) -> None:
+    """The words the model leans on most for each label (``sentiment.explain.top_words``)."""
+    from rich.table import Table
+
+    console = _console()
+    for label, rows in words.items():
+        table = Table(title=f"toward {label}", title_justify="left", show_edge=False)
+        table.add_column("word")
+        table.add_column("mean weight", justify="right")
+        table.add_column("occurrences", justify="right")
+        for word, weight, count in rows:
+            table.add_row(word, f"{weight:+.4f}", str(count))
+        console.print(table)

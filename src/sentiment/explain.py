@@ -1,0 +1,254 @@
+"""Which words pushed a prediction, and by how much: leave-one-word-out occlusion in the NumPy predictor.
+
+The method: a word's weight is P(label | text) - P(label | the text without that word occurrence), where
+"without" removes the word's token and every n-gram token that covers it. Positive weights pushed toward the
+explained label, negative ones away from it.
+
+Why it is faithful for this model: the classifier sees nothing but the pooled (weighted) mean of the text's
+token vectors, so removing a word's tokens from the mean and running the very same forward pass is the exact
+counterfactual "this text without this word", not an approximation of the network (as gradients would be).
+For the (weighted) mean poolings the occluded means are computed in closed form, one row per word:
+(S - sum of the word's weighted vectors) / (W - sum of its weights); ``mean_max`` re-pools each occluded text.
+
+NumPy only, like ``sentiment.predictor``: ``sentiment explain`` and the server pay no torch import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sentiment.errors import SentimentError
+from sentiment.ngrams import add_ngrams
+from sentiment.pooling import WEIGHTED_POOLINGS
+from sentiment.text import TokenBags
+from sentiment.tokenizer import _TAG
+
+if TYPE_CHECKING:
+    from sentiment.predictor import Prediction, Predictor
+
+METHOD = "occlusion"
+# --top-words reads at most this many test texts: enough for stable means, a few seconds at most
+TOP_WORDS_TEXTS = 5000
+
+
+@dataclass
+class TokenWeight:
+    token: str  # the word as the model sees it (lower-cased, a phrase "special_effects", "not_good")
+    weight: float  # P(label | text) - P(label | text without this word): > 0 pushed toward the label
+    known: bool  # in the model's vocabulary (an unknown word weighs 0: the model never saw it)
+    start: int | None  # where it is in the original text (None: could not be located)
+    end: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "weight": round(self.weight, 6),
+            "known": self.known,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass
+class Explanation:
+    prediction: Prediction
+    label: str  # the label explained: the predicted one unless asked otherwise
+    tokens: list[TokenWeight]
+
+    @property
+    def probability(self) -> float:
+        return self.prediction.probabilities[self.label]
+
+    def top(self, n: int) -> tuple[list[TokenWeight], list[TokenWeight]]:
+        """The ``n`` words that pushed hardest toward the label and away from it (strongest first), each word
+        once (its strongest occurrence)."""
+        best: dict[str, TokenWeight] = {}
+        for t in self.tokens:
+            if t.known and (t.token not in best or abs(t.weight) > abs(best[t.token].weight)):
+                best[t.token] = t
+        ranked = sorted(best.values(), key=lambda t: -t.weight)
+        toward = [t for t in ranked if t.weight > 0][:n]
+        away = [t for t in reversed(ranked) if t.weight < 0][:n]
+        return toward, away
+
+    def to_dict(self, top_k: int | None = None) -> dict[str, Any]:
+        """The prediction's own fields (as ``predict --json``) plus ``explanation``."""
+        return {
+            **self.prediction.to_dict(top_k),
+            "explanation": {
+                "label": self.label,
+                "method": METHOD,
+                "tokens": [t.to_dict() for t in self.tokens],
+            },
+        }
+
+
+def class_probabilities(predictor: Predictor, x: np.ndarray) -> np.ndarray:
+    """(rows, labels): every label's probability for feature rows ``x`` (binary: [1 - p, p])."""
+    probs = predictor.mlp.forward(x)
+    if probs.ndim == 1:
+        return np.stack([1.0 - probs, probs], axis=1)
+    return probs
+
+
+def _text_tokens(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A text's words, and for every known token its id and the word positions it covers.
+
+    Returns (words, ids, cover) with ``cover`` a (known tokens, words) 0/1 matrix.
+    """
+    encoder = predictor.encoder
+    words = encoder.words(text)
+    tokens = add_ngrams(words, encoder.ngrams) if encoder.ngrams > 1 else words
+    index = encoder.index
+    spans: list[tuple[int, int]] = [(i, 1) for i in range(len(words))]
+    for size in range(2, max(encoder.ngrams, 1) + 1):  # add_ngrams' order: all bigrams, then trigrams ...
+        spans.extend((i, size) for i in range(len(words) - size + 1))
+    ids, cover_rows = [], []
+    for token, (first, size) in zip(tokens, spans, strict=True):
+        token_id = index.get(token)
+        if token_id is not None:
+            ids.append(token_id)
+            cover_rows.append((first, size))
+    cover = np.zeros((len(ids), len(words)), dtype=np.float64)
+    for row, (first, size) in enumerate(cover_rows):
+        cover[row, first : first + size] = 1.0
+    return words, np.asarray(ids, dtype=np.int64), cover
+
+
+def _occluded_features(predictor: Predictor, ids: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """Feature rows: the whole text first, then the text without word i, for every word i."""
+    features = predictor.features
+    n_words = cover.shape[1]
+    if features.pooling == "mean_max":  # no closed form for the max: pool each occluded bag again
+        keep = cover.T == 0  # (words, tokens): the tokens left when word i goes
+        rows = [ids] + [ids[keep[i]] for i in range(n_words)]
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return features.transform(TokenBags(np.concatenate(rows), offsets))
+    vectors = features.vectors_.astype(np.float64)
+    if features.pooling in WEIGHTED_POOLINGS and features.weights_ is not None:
+        w = features.weights_[ids].astype(np.float64)
+    else:
+        w = np.ones(len(ids))
+    weighted = vectors[ids] * w[:, None]  # (tokens, dim)
+    total_sum, total_w = weighted.sum(axis=0), w.sum()
+    sums = np.vstack([total_sum, total_sum - cover.T @ weighted])  # (1 + words, dim)
+    weights = np.concatenate([[total_w], total_w - cover.T @ w])
+    # A text left with no known token pools to zeros, as in sentiment.pooling (weights are positive).
+    empty = weights <= 1e-12
+    x = np.where(empty[:, None], 0.0, sums / np.where(empty, 1.0, weights)[:, None])
+    if features.mean_ is not None and features.std_ is not None:
+        x = (x - features.mean_) / features.std_
+    return x
+
+
+def _label_index(predictor: Predictor, label: str | None, prediction: Prediction) -> int:
+    labels = predictor.labels
+    if label is None:
+        # the predicted label; for label sets, the most probable label (the one a reader looks at first)
+        label = max(prediction.probabilities, key=prediction.probabilities.__getitem__)
+        if not predictor.multilabel:
+            label = prediction.label
+    if label not in labels:
+        raise SentimentError(f"unknown label '{label}': the model's labels are {', '.join(labels)}")
+    return labels.index(label)
+
+
+def explain(predictor: Predictor, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
+    """Each text's prediction and every word's weight toward ``label`` (default: the predicted label)."""
+    predictions = predictor.predict(list(texts))
+    out = []
+    for text, prediction in zip(texts, predictions, strict=True):
+        c = _label_index(predictor, label, prediction)
+        words, ids, cover = _text_tokens(predictor, text)
+        probs = class_probabilities(predictor, _occluded_features(predictor, ids, cover))[:, c]
+        weights = probs[0] - probs[1:]
+        known = cover.any(axis=0)
+        spans = locate(text, words, predictor)
+        tokens = [
+            TokenWeight(word, float(wt) if k else 0.0, bool(k), *span)
+            for word, wt, k, span in zip(words, weights, known, spans, strict=True)
+        ]
+        out.append(Explanation(prediction, predictor.labels[c], tokens))
+    return out
+
+
+def top_words(
+    predictor: Predictor, texts: Sequence[str], n: int = 15, min_count: int = 5
+) -> dict[str, list[tuple[str, float, int]]]:
+    """The words the model leans on most for each label, over ``texts``: for each label, the ``n`` words whose
+    occurrences pushed toward it most on average (mean occlusion weight), among words seen ``min_count``
+    times or more. Returns {label: [(word, mean weight, occurrences), ...]}."""
+    labels = predictor.labels
+    totals: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(labels)))
+    counts: dict[str, int] = defaultdict(int)
+    for text in texts:
+        words, ids, cover = _text_tokens(predictor, text)
+        if not len(ids):
+            continue
+        probs = class_probabilities(predictor, _occluded_features(predictor, ids, cover))
+        weights = probs[0] - probs[1:]  # (words, labels)
+        for i in np.flatnonzero(cover.any(axis=0)):
+            totals[words[i]] += weights[i]
+            counts[words[i]] += 1
+    frequent = [w for w, k in counts.items() if k >= min_count]
+    if not frequent:
+        return {label: [] for label in labels}
+    means = np.array([totals[w] / counts[w] for w in frequent])  # (words, labels)
+    result = {}
+    for c, label in enumerate(labels):
+        order = np.argsort(-means[:, c], kind="stable")[:n]
+        result[label] = [
+            (frequent[i], float(means[i, c]), counts[frequent[i]]) for i in order if means[i, c] > 0
+        ]
+    return result
+
+
+_WORD_CHAR = re.compile(r"[^\W_]")
+
+
+def _pattern(piece: str) -> re.Pattern[str]:
+    # whole words only: "a" must not match inside "an"
+    before = r"(?<![^\W_])" if _WORD_CHAR.match(piece[:1]) else ""
+    after = r"(?![^\W_])" if _WORD_CHAR.match(piece[-1:]) else ""
+    return re.compile(before + re.escape(piece) + after)
+
+
+def locate(text: str, words: Sequence[str], predictor: Predictor) -> list[tuple[int | None, int | None]]:
+    """Character span of each word in the original text, in order; (None, None) where it cannot be found
+    (the tokeniser changed the text beyond case, tags and apostrophes)."""
+    settings = predictor.encoder.settings
+    hay = text.replace("\u2019", "'")
+    if settings.strip_html:  # blank the tags out (same length), so no word is found inside one
+        hay = _TAG.sub(lambda m: " " * len(m.group()), hay)
+    if settings.lowercase:
+        lowered = hay.lower()
+        if len(lowered) != len(hay):  # a few characters change length when lower-cased: give up on spans
+            return [(None, None)] * len(words)
+        hay = lowered
+    phrases = predictor.encoder.phrases
+    spans: list[tuple[int | None, int | None]] = []
+    cursor = 0
+    for word in words:
+        core = word.removeprefix("not_") if settings.negation and word.startswith("not_") else word
+        pieces = core.split("_") if word in phrases or core in phrases else [core]
+        start = end = None
+        position = cursor
+        for piece in pieces:
+            found = _pattern(piece).search(hay, position) if piece else None
+            if found is None:
+                start = end = None
+                break
+            start = found.start() if start is None else start
+            end = position = found.end()
+        if start is not None:
+            cursor = end
+        spans.append((start, end))
+    return spans
