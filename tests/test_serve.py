@@ -1,0 +1,186 @@
+"""`sentiment serve`: the HTTP API in-process (FastAPI's TestClient) and a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sentiment.serve import ServeSettings, create_app
+
+
+@pytest.fixture(scope="module")
+def client(trained_model: Path) -> TestClient:
+    return TestClient(create_app(ServeSettings(str(trained_model), max_texts=5, max_bytes=2000)))
+
+
+def test_predict_matches_the_cli_field_for_field(client: TestClient, cli, trained_model: Path) -> None:
+    texts = ["a wonderful, gripping film", "boring and awful", "qwerty zxcv"]
+    response = client.post("/predict", json={"texts": texts})
+    assert response.status_code == 200
+    cli_rows = [
+        json.loads(line)
+        for line in cli(["predict", "--model", trained_model, "--json", *texts]).stdout.splitlines()
+    ]
+    assert response.json() == {"predictions": cli_rows}
+    assert [p["label"] for p in cli_rows] == ["positive", "negative", cli_rows[2]["label"]]
+    assert cli_rows[2]["no_known_words"] is True
+    one = client.post("/predict", json={"text": texts[0]}).json()
+    assert one == {"predictions": cli_rows[:1]}
+
+
+def test_explain_matches_the_cli(client: TestClient, cli, trained_model: Path) -> None:
+    text = "a wonderful film, but a boring plot"
+    response = client.post("/explain", json={"text": text})
+    assert response.status_code == 200
+    expected = json.loads(cli(["explain", "--model", trained_model, "--json", text]).stdout)
+    assert response.json() == {"explanations": [expected]}
+    negative = client.post("/explain", json={"text": text, "label": "negative"}).json()
+    assert negative["explanations"][0]["explanation"]["label"] == "negative"
+
+
+def test_health_model_docs_and_page(client: TestClient, trained_model: Path) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    info = client.get("/model").json()
+    metrics = json.loads((trained_model / "metrics.json").read_text())
+    assert info["labels"] == ["negative", "positive"] and info["task"] == "binary"
+    assert info["threshold"] == metrics["threshold"] and info["metrics"]["test"] == metrics["test"]
+    assert info["config"]["model"]["hidden_dims"] == [8] and info["server_version"]
+    spec = client.get("/openapi.json").json()
+    assert {"/predict", "/explain", "/health", "/model"} <= set(spec["paths"])
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"texts", "text"} <= set(body["properties"])
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'fetch("/explain"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        (b'{"texts": ["a"', None, 400, "malformed JSON"),
+        (b"texts=a", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported media type"),
+        (b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "send application/json"),
+        (b'["a"]', None, 422, "the body must be a JSON object"),
+        (b'{"texts": "a"}', None, 422, "'texts' must be a list of strings"),
+        (b'{"texts": ["a", 3]}', None, 422, "'texts.1' must be a string"),
+        (b'{"texts": []}', None, 422, "'texts' is empty"),
+        (b'{"texts": ["a", " "]}', None, 422, "'texts.1' is empty"),
+        (b'{"text": null}', None, 422, "send exactly one of 'texts'"),
+        (b"{}", None, 422, "send exactly one of 'texts'"),
+        (b'{"texts": ["a"], "text": "b"}', None, 422, "send exactly one of 'texts'"),
+        (b'{"txts": ["a"]}', None, 422, "unknown field 'txts'"),
+        (b'{"texts": ["a"], "label": "positive"}', None, 422, "'label' goes with /explain"),
+        (json.dumps({"texts": ["a"] * 6}).encode(), None, 413, "6 texts in one request: the limit is 5"),
+        (json.dumps({"text": "a" * 3000}).encode(), None, 413, "over the limit of 2000 bytes"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_problem(
+    client: TestClient, body: bytes, headers: dict | None, status: int, message: str
+) -> None:
+    response = client.post("/predict", content=body, headers=headers or {"content-type": "application/json"})
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+def test_other_4xx_are_json_too(client: TestClient) -> None:
+    assert client.get("/nope").json() == {"error": "Not Found"}
+    assert client.get("/predict").status_code == 405 and "error" in client.get("/predict").json()
+    bad_label = client.post("/explain", json={"text": "good", "label": "meh"})
+    assert bad_label.status_code == 422 and "unknown label 'meh'" in bad_label.json()["error"]
+
+
+def test_a_streamed_body_over_the_limit_is_413(client: TestClient) -> None:
+    def chunks():
+        yield b'{"text": "'
+        for _ in range(30):
+            yield b"a" * 100
+        yield b'"}'
+
+    response = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "over the limit" in response.json()["error"]
+
+
+def test_a_missing_or_broken_model_refuses_to_start(cli, tmp_path: Path, trained_model: Path) -> None:
+    missing = cli(["serve", "--model", tmp_path / "nothing", "--port", "0"])
+    assert missing.exit_code == 2 and "nothing" in missing.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not a tensor file")
+    result = cli(["serve", "--model", broken, "--port", "0"])
+    assert result.exit_code == 2 and "model.safetensors" in result.stderr
+
+
+# -- a real server process --
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, payload: dict, timeout: float = 60) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, json.dumps(payload).encode(), {"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def start_server(model: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "sentiment", "serve", "--model", str(model), "--port", str(port), *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the server did not come up in 60 s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_finishes_the_requests_in_flight_then_exits_0(trained_model: Path, workers: int) -> None:
+    proc, url = start_server(
+        trained_model, "--workers", str(workers), "--max-texts", "100000", "--max-bytes", "100000000"
+    )
+    try:
+        assert post(f"{url}/predict", {"text": "great"})[0] == 200
+        texts = ["a wonderful gripping film, superb acting and a moving story " * 20] * 20000
+        answers: list = []
+        worker = threading.Thread(target=lambda: answers.append(post(f"{url}/predict", {"texts": texts})))
+        worker.start()
+        time.sleep(0.5)  # the big request is being read or scored
+        proc.send_signal(signal.SIGTERM)
+        worker.join(timeout=120)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        (answer,) = answers
+        assert answer[0] == 200 and len(answer[1]["predictions"]) == 20000
+    finally:
+        if proc.poll() is None:
+            proc.kill()
