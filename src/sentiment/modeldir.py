@@ -10,6 +10,7 @@ Layout (plain data only: loading a model directory runs no code from it)::
     metrics.json        test and validation metrics;  history.csv: one row per epoch
     test.jsonl.gz       the test rows (text, label) so `sentiment eval` can re-evaluate
     *.png               plots of the run
+    report.html         one self-contained page: metrics, plots, history, config, confident mistakes
 
 It is written atomically (``sentiment.atomic``). Reading it needs NumPy and safetensors only.
 """
@@ -113,9 +114,11 @@ def save(target: Path, config: Config, model: SavedModel, report: RunReport) -> 
     """Write the model directory under a temporary name, then move it into place in one step."""
     from safetensors.numpy import save as safetensors_bytes
 
+    from sentiment import html_report
     from sentiment.atomic import atomic_dir
     from sentiment.paths import remember_last_model
     from sentiment.plots import write_plots
+    from sentiment.predictor import Predictor
 
     tensors = {**model.features.to_tensors(), **model.mlp.to_tensors()}
     with atomic_dir(target) as staging:
@@ -137,6 +140,8 @@ def save(target: Path, config: Config, model: SavedModel, report: RunReport) -> 
             best_epoch=model.meta.best_epoch,
             labels=tuple(model.meta.labels),
         )
+        # last: it reads the files above back, as `sentiment report` does for any model directory
+        html_report.write(staging, Predictor(model, staging), shown_as=target)
     remember_last_model(target)
     return target
 

@@ -103,7 +103,7 @@ def print_report_location(model_dir: Path) -> None:
     """Where the model and its report went, and what to run next."""
     console = _console()
     where = model_dir.resolve()
-    files = [name for name in ("metrics.json", "history.csv") if (where / name).is_file()]
+    files = [name for name in ("report.html", "metrics.json", "history.csv") if (where / name).is_file()]
     plots = sorted(p.name for p in where.glob("*.png"))
     console.print(f"model and report saved to {where}", markup=False)
     if files:
