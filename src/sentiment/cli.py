@@ -259,6 +259,151 @@ def _data_values(
     return values
 
 
+@app.command()
+@_handle_errors
+def tune(
+    config: ConfigOpt = "default",
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            "--space",
+            metavar="SPACE.yaml",
+            help="Search space: YAML of dotted config keys, each {low, high[, log, step]} or {choices: [...]} "
+            "(default: the shipped configs/space.yaml).",
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    trials: Annotated[
+        int, typer.Option("--trials", "-n", min=1, help="Trials in the study (all processes together).")
+    ] = 20,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Start no trial after this long; running trials finish and the results are written.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Worker processes on this machine, sharing the study.")
+    ] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL",
+            help="Optuna storage: a database URL (sqlite:///tune.db, postgresql://user@host/db) or a journal "
+            "file (default: OUTPUT/study.log). Processes given the same URL and --study share the study.",
+        ),
+    ] = None,
+    study: Annotated[
+        str, typer.Option("--study", metavar="NAME", help="Study name in the storage.")
+    ] = "tune",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Results directory (default: output_dir/tune-<config name>).",
+        ),
+    ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric", metavar="NAME", help="Validation metric to optimise: accuracy, f1, macro_f1 or loss."
+        ),
+    ] = "accuracy",
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Sampler seed (default: the config's seed).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the study a stopped or killed tune left in OUTPUT.")
+    ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune/--no-prune", help="Stop trials whose per-epoch validation figure trails."),
+    ] = True,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (best trial, counts, files) on stdout.")
+    ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Search settings with Optuna for the best validation figure; write best.yaml, trials.csv and plots.
+
+    Each trial trains CONFIG with the --set options and the trial's values (no refit, nothing saved), reusing
+    the prepared-data and Word2Vec caches. `sentiment train --config OUTPUT/best.yaml` trains the winner.
+    """
+    from sentiment.checkpoint import terminate_as_interrupt
+    from sentiment.config import SHIPPED_SPACE
+    from sentiment.progress import Reporter
+    from sentiment.tune import TrialTable, TuneSettings, make_plan, trial_notice
+    from sentiment.tune import tune as run_tune
+
+    reporter = Reporter(quiet=quiet, verbose=verbose)
+    _setup_logging(quiet, verbose, reporter.logging_handler())
+    settings = TuneSettings(
+        config=config,
+        space=space if space is not None else SHIPPED_SPACE,
+        sets=list(set_ or []),
+        output=output,
+        trials=trials,
+        timeout=timeout,
+        jobs=jobs,
+        storage=storage,
+        study=study,
+        metric=metric,
+        seed=seed,
+        resume=resume,
+        prune=prune,
+        verbose=verbose,
+    )
+    plan = make_plan(settings)  # bad input is exit 2 before anything starts
+    # the table is the results on stdout; with --json stdout is the JSON alone, so the rows go to stderr
+    table = TrialTable(plan.space, metric, plan.direction, sys.stderr if json_ else None)
+    with terminate_as_interrupt():
+        result = run_tune(settings, reporter=reporter, on_trial=table.add, announce=trial_notice(reporter))
+    if json_:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        _print_tune_summary(result)
+    for note in result.notes:
+        reporter.log(f"note: {note}")
+    if result.interrupted:
+        command = ["sentiment", "tune", "--config", str(config)]
+        command += ["--space", str(space)] if space is not None else []
+        command += [a for pair in set_ or [] for a in ("--set", pair)]
+        command += ["--trials", str(trials), "--output", str(result.output)]
+        command += ["--storage", storage, "--study", study] if storage is not None else []
+        command += ["--metric", metric] if metric != "accuracy" else []
+        command += ["--jobs", str(jobs)] if jobs != 1 else []
+        typer.echo("tune interrupted; results so far are written; resume with the next line", err=True)
+        typer.echo(shlex.join([*command, "--resume"]), err=True)
+        raise typer.Exit(130)
+
+
+def _print_tune_summary(result: Any) -> None:
+    counts = result.counts
+    total = sum(counts.values())
+    done = (
+        f"{total} trials: {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed"
+    )
+    if result.best is None:
+        typer.echo(f"{done}; none completed, so no best settings")
+    else:
+        best = result.best
+        typer.echo(f"best: trial {best['number']}, validation {result.metric} {best['value']:.4f} ({done})")
+        width = max(len(k) for k in best["params"]) if best["params"] else 0
+        for key, value in best["params"].items():
+            shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+            typer.echo(f"  {key:<{width}}  {shown}")
+    typer.echo(f"results in {result.output}: {', '.join(f.name for f in result.files)}")
+    if result.best is not None:
+        typer.echo(f"train the best settings: sentiment train --config {result.output / 'best.yaml'}")
+
+
 @app.command("eval")
 @_handle_errors
 def eval_(
@@ -353,6 +498,12 @@ def predict(
             "--top-k", metavar="K", min=1, help="Also show the K most probable labels of each text."
         ),
     ] = None,
+    explain_: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Also show which words pushed each prediction (as `sentiment explain`)."
+        ),
+    ] = False,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -397,23 +548,165 @@ def predict(
             raise SentimentError("an empty text cannot be classified")
         # Undecodable argv bytes arrive as lone surrogates, which UTF-8 output cannot hold: make them U+FFFD.
         inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
-    predictions = predictor.predict(inputs, workers=0)  # large inputs use every core
+    explanations = None
+    if explain_:
+        from sentiment.explain import explain
+
+        explanations = explain(predictor, inputs)
+        predictions = [e.prediction for e in explanations]
+    else:
+        predictions = predictor.predict(inputs, workers=0)  # large inputs use every core
     from sentiment import report
 
     if output is not None:
-        report.write_predictions_csv(output, predictions, table)
+        report.write_predictions_csv(output, predictions, table, explanations)
         typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
     elif json_:
-        report.write_predictions_json(sys.stdout, predictions, table, top_k)
+        report.write_predictions_json(sys.stdout, explanations or predictions, table, top_k)
     elif file is None and sys.stdout.isatty():
-        report.print_predictions(predictions, top_k)  # a few texts, a person reading: the table
-    else:
-        report.write_prediction_lines(sys.stdout, predictions, top_k)  # one line per text, at batch speed
+        if explanations is not None:
+            report.print_explanations(explanations, top=5)
+        else:
+            report.print_predictions(predictions, top_k)  # a few texts, a person reading: the table
+    else:  # one line per text, at batch speed
+        report.write_prediction_lines(sys.stdout, predictions, top_k, explanations)
         unknown = sum(p.no_known_words for p in predictions)
         if unknown:
             typer.echo(
                 f"{unknown} text(s) marked *: no word of the text is in the model's vocabulary", err=True
             )
+
+
+@app.command()
+@_handle_errors
+def explain(
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Texts to explain.", show_default=False, metavar="TEXT", hidden=True),
+    ] = None,
+    model: ModelOpt = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", metavar="FILE", help="One text per line ('-' reads stdin)."),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", metavar="LABEL", help="Explain this label (default: the predicted one)."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", metavar="N", min=1, help="How many of the strongest words to list.")
+    ] = 10,
+    top_words_: Annotated[
+        bool,
+        typer.Option(
+            "--top-words",
+            help="Instead of texts: the words the model leans on most for each label, over its test split.",
+        ),
+    ] = False,
+    json_: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Which words pushed the prediction for each TEXT, and by how much.
+
+    A word's weight is P(label | text) minus P(label | the text without that word): the model is re-run
+    with the word left out (occlusion), so the weights are exact for this model, not an approximation.
+    Green (positive weight) pushed toward the label, red away from it.
+    """
+    from sentiment import explain as explaining
+    from sentiment import report
+    from sentiment.paths import resolve_model_dir
+    from sentiment.predictor import Predictor
+
+    predictor = Predictor.load(resolve_model_dir(model))
+    if top_words_:
+        if texts or file is not None:
+            raise SentimentError("--top-words reads the model's test split: give no texts or --file")
+        from sentiment.modeldir import read_test_rows
+
+        sample, _ = read_test_rows(predictor.model_dir)
+        words = explaining.top_words(predictor, sample[: explaining.TOP_WORDS_TEXTS], n=top)
+        if json_:
+            rows = {
+                name: [{"token": w, "weight": round(wt, 6), "count": k} for w, wt, k in ranked]
+                for name, ranked in words.items()
+            }
+            typer.echo(json.dumps({"method": explaining.METHOD, "labels": rows}, ensure_ascii=False))
+        else:
+            report.print_top_words(words)
+        return
+    if texts and file is not None:
+        raise SentimentError("give texts as arguments or --file, not both")
+    inputs = _read_lines(file) if file is not None else list(texts or [])
+    if not inputs:
+        raise SentimentError(
+            'no text given: sentiment explain "some text" (or --file FILE; --file - reads stdin)'
+        )
+    if any(not t.strip() for t in inputs):
+        raise SentimentError("an empty text cannot be explained")
+    inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
+    explanations = explaining.explain(predictor, inputs, label)
+    if json_:
+        report.write_predictions_json(sys.stdout, explanations, None)
+    else:
+        report.print_explanations(explanations, top)
+
+
+@app.command()
+@_handle_errors
+def serve(
+    model: ModelOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", min=0, max=65535)] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", metavar="N", min=1, help="Server processes (one model each).")
+    ] = 1,
+    max_texts: Annotated[
+        int, typer.Option("--max-texts", metavar="N", min=1, help="Most texts in one request (else 413).")
+    ] = 1000,
+    max_bytes: Annotated[
+        int,
+        typer.Option("--max-bytes", metavar="BYTES", min=1, help="Largest request body (else 413)."),
+    ] = 1_000_000,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the model over HTTP: POST /predict and /explain, GET /health and /model, a page at /.
+
+    Binds to 127.0.0.1 unless --host says otherwise. API docs at /docs. Ctrl-C or SIGTERM finish the
+    requests in flight, then stop.
+    """
+    from sentiment.paths import resolve_model_dir
+
+    try:
+        from sentiment import serve as serving
+    except ImportError as exc:
+        raise SentimentError(
+            f"serve needs FastAPI and uvicorn ({exc.name} is missing): pip install sentiment"
+        ) from None
+    settings = serving.ServeSettings(str(resolve_model_dir(model)), max_texts, max_bytes)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: listening on {host}: reachable from other machines, with no authentication", err=True
+        )
+    typer.echo(f"serving {settings.model_dir} on http://{host}:{port} (Ctrl-C stops)", err=True)
+    serving.run(settings, host, port, workers)
+
+
+@app.command()
+@_handle_errors
+def report(model: ModelOpt = None, debug: DebugOpt = False) -> None:
+    """(Re)build report.html in a model directory: metrics, plots, history, config and the most confident
+    mistakes on the test split with their explanations. `train` writes it too; this one is for a model
+    trained by an older version, or to rebuild it."""
+    from sentiment import html_report
+    from sentiment.atomic import check_writable
+    from sentiment.paths import resolve_model_dir
+
+    model_dir = resolve_model_dir(model)
+    check_writable(model_dir / html_report.REPORT, "the report")
+    path = html_report.write(model_dir, workers=0)
+    typer.echo(f"report written to {path.resolve()}")
 
 
 ConfigArg = Annotated[
