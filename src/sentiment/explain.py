@@ -1,8 +1,10 @@
 """Which words pushed a prediction, and by how much: leave-one-word-out occlusion in the NumPy predictor.
 
-The method: a word's weight is P(label | text) - P(label | the text without that word occurrence), where
-"without" removes the word's token and every n-gram token that covers it. Positive weights pushed toward the
-explained label, negative ones away from it.
+The method: a word's weight is the label's log-odds with the text minus its log-odds with the text without
+that word occurrence, where "without" removes the word's token and every n-gram token that covers it.
+Positive weights pushed toward the explained label, negative ones away from it; +0.69 means the word doubled
+the odds. Log-odds rather than probabilities because a confident prediction (P = 0.999) barely moves in
+probability when one word goes, yet its odds do: the weights stay readable and comparable across texts.
 
 Why it is faithful for this model: the classifier sees nothing but the pooled (weighted) mean of the text's
 token vectors, so removing a word's tokens from the mean and running the very same forward pass is the exact
@@ -40,7 +42,7 @@ TOP_WORDS_TEXTS = 5000
 @dataclass
 class TokenWeight:
     token: str  # the word as the model sees it (lower-cased, a phrase "special_effects", "not_good")
-    weight: float  # P(label | text) - P(label | text without this word): > 0 pushed toward the label
+    weight: float  # log-odds of the label with the text minus without this word: > 0 pushed toward it
     known: bool  # in the model's vocabulary (an unknown word weighs 0: the model never saw it)
     start: int | None  # where it is in the original text (None: could not be located)
     end: int | None
@@ -95,6 +97,12 @@ def class_probabilities(predictor: Predictor, x: np.ndarray) -> np.ndarray:
     if probs.ndim == 1:
         return np.stack([1.0 - probs, probs], axis=1)
     return probs
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), finite at 0 and 1."""
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
 
 
 def _text_tokens(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -168,8 +176,8 @@ def explain(predictor: Predictor, texts: Sequence[str], label: str | None = None
     for text, prediction in zip(texts, predictions, strict=True):
         c = _label_index(predictor, label, prediction)
         words, ids, cover = _text_tokens(predictor, text)
-        probs = class_probabilities(predictor, _occluded_features(predictor, ids, cover))[:, c]
-        weights = probs[0] - probs[1:]
+        odds = log_odds(class_probabilities(predictor, _occluded_features(predictor, ids, cover))[:, c])
+        weights = odds[0] - odds[1:]
         known = cover.any(axis=0)
         spans = locate(text, words, predictor)
         tokens = [
@@ -193,8 +201,8 @@ def top_words(
         words, ids, cover = _text_tokens(predictor, text)
         if not len(ids):
             continue
-        probs = class_probabilities(predictor, _occluded_features(predictor, ids, cover))
-        weights = probs[0] - probs[1:]  # (words, labels)
+        odds = log_odds(class_probabilities(predictor, _occluded_features(predictor, ids, cover)))
+        weights = odds[0] - odds[1:]  # (words, labels)
         for i in np.flatnonzero(cover.any(axis=0)):
             totals[words[i]] += weights[i]
             counts[words[i]] += 1

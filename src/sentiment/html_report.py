@@ -193,7 +193,7 @@ def mistakes_section(mistakes: list[tuple[Explanation, str]], total: int) -> str
     parts = [
         f'<h2 id="mistakes">The {len(mistakes)} most confident mistakes on the test split</h2>',
         '<p class="legend">Green words pushed toward the predicted label, red ones away from it: a word\'s '
-        "weight is the change in the label's probability when the word is left out (occlusion). "
+        "weight is the change in the label's log-odds when the word is left out (occlusion). "
         "Hover a word for its weight.</p>",
     ]
     if not mistakes:

@@ -302,7 +302,8 @@ def print_explanations(explanations: Sequence[Explanation], top: int = 10) -> No
         text = Text(e.prediction.text)
         scale = max((abs(t.weight) for t in e.tokens), default=0.0)
         for t in e.tokens:
-            if t.start is not None and t.weight != 0:
+            # the faintest pushes stay uncoloured: on a dark terminal a near-white box is noise, not a signal
+            if t.start is not None and abs(t.weight) >= 0.1 * scale > 0:
                 text.stylize(_shade(t.weight, scale), t.start, t.end)
         console.print(text)
         toward, away = e.top(top)
