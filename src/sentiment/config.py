@@ -498,11 +498,13 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
 
 
 SHIPPED_DIR = Path(__file__).parent / "configs"
+# The default search space of `sentiment tune` lives beside the configs but is not one.
+SHIPPED_SPACE = SHIPPED_DIR / "space.yaml"
 
 
 def shipped_configs() -> dict[str, Path]:
     """The configs that come with the package, by name (``default``, ``imdb`` ...)."""
-    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.yaml")) if p != SHIPPED_SPACE}
 
 
 def config_summary(path: Path) -> str:

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import math
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from sentiment.batches import Loaders
-    from sentiment.fit_state import FitResult
+    from sentiment.fit_state import EpochRecord, FitResult
     from sentiment.modeldir import SavedModel
 
 
@@ -50,38 +52,29 @@ def train(
     config_name: str = "model",
     reporter: Reporter | None = None,
     resume: bool = False,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainOutput:
     """Train, evaluate on the test split and save a model directory (atomically). Returns the metrics.
 
     SIGINT / SIGTERM during the epochs stop training after the current batch: the state goes to a checkpoint
     next to the model directory (which stays as it was) and ``TrainingInterrupted`` is raised. ``resume=True``
-    continues from that checkpoint, to the same result as a run that was never interrupted.
+    continues from that checkpoint, to the same result as a run that was never interrupted. ``on_epoch`` hears
+    of each epoch of the first fit (see ``fit_and_validate``).
     """
     check_compatible(config)
     reporter = reporter or Reporter(quiet=True)
     target = output_path(config, output, config_name)
     checkpoint = RunCheckpoint(target, config.to_dict(), resume, reporter)
-    with reporter.stage("start-up"):  # importing torch is most of it
-        from sentiment import modeldir, runtime
-        from sentiment.batches import make_datasets, make_loaders
-        from sentiment.metrics import compute_metrics
-        from sentiment.trainer import predict_probs
-
-        device = runtime.setup(config)
-    reporter.log(f"device: {runtime.describe_device(device)}")
-
-    prepared = prepare(config, reporter)
-    with reporter.stage("features"):
-        features, train_x = fit_features(config, prepared)
-        datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x)
+    run = set_up(config, reporter)  # runtime set-up -> prepare -> Features.fit -> datasets and loaders
+    prepared, features, device, datasets = run.prepared, run.features, run.device, run.datasets
     checkpoint.check_data(prepared.vectors, features.weights_, *_split_arrays(prepared, "train", "val"))
-    loaders = make_loaders(datasets, config.training, config.seed, device)
-    classes = classifier_classes(config, prepared, reporter)
-    names = classes.labels
+    classes, names = run.classes, run.classes.labels
 
-    model, fitted = fit_classifier(config, features, loaders, device, reporter, checkpoint, classes)
+    model, fitted = fit_classifier(
+        config, features, run.loaders, device, reporter, checkpoint, classes, on_epoch=on_epoch
+    )
     with reporter.stage("validate"):
-        threshold, val_metrics = validate(config, model, loaders, device, reporter, names)
+        threshold, val_metrics = validate(config, model, run.loaders, device, reporter, names)
     history = [{**row, "phase": "fit"} for row in fitted.history_rows()]
     refit = None
     if config.training.refit and datasets["val"] is not None:
@@ -91,7 +84,11 @@ def train(
         refit = {"epochs": len(refitted.history), "rows": len(datasets["train"]) + len(datasets["val"])}
         history += [{**row, "phase": "refit"} for row in refitted.history_rows()]
     with reporter.stage("evaluate"):
-        test_probs, test_y = predict_probs(model, loaders.test, device)
+        from sentiment import modeldir
+        from sentiment.metrics import compute_metrics
+        from sentiment.trainer import predict_probs
+
+        test_probs, test_y = predict_probs(model, run.loaders.test, device)
         metrics = compute_metrics(test_y, test_probs, threshold, names)
 
     with reporter.stage("save"):
@@ -107,6 +104,92 @@ def train(
         checkpoint.remove()  # the run is complete: nothing left to resume
     timings = dict(reporter.timings)
     return TrainOutput(target, metrics, val_metrics, history, names, timings, prepared.word2vec_cache_hit)
+
+
+@dataclass
+class RunInputs:
+    """Everything up to the first fit: the device, the prepared data, fitted features, datasets and loaders,
+    and what the classifier learns. ``train`` and a tune trial (``fit_and_validate``) start the same way."""
+
+    device: torch.device
+    prepared: Prepared
+    features: Features
+    datasets: dict[str, Any]
+    loaders: Loaders
+    classes: Classes
+
+
+def set_up(config: Config, reporter: Reporter) -> RunInputs:
+    """Runtime set-up -> ``prepare`` -> ``Features.fit`` -> datasets and loaders -> the classes."""
+    with reporter.stage("start-up"):  # importing torch is most of it
+        from sentiment import runtime
+        from sentiment.batches import make_datasets, make_loaders
+
+        device = runtime.setup(config)
+    reporter.log(f"device: {runtime.describe_device(device)}")
+
+    prepared = prepare(config, reporter)
+    with reporter.stage("features"):
+        features, train_x = fit_features(config, prepared)
+        datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x)
+    loaders = make_loaders(datasets, config.training, config.seed, device)
+    classes = classifier_classes(config, prepared, reporter)
+    return RunInputs(device, prepared, features, datasets, loaders, classes)
+
+
+@dataclass
+class Validated:
+    """A first fit's validation figures: what a tune trial compares."""
+
+    val_metrics: dict[str, Any]
+    history: list[dict[str, Any]]  # one row per epoch of the fit
+    best_epoch: int  # the epoch whose weights were kept (by training.monitor)
+    labels: list[str]
+    task: str
+    word2vec_cache_hit: bool
+    prepared_cache_hit: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def val_loss(self) -> float:
+        """The validation loss of the kept weights (those of the best epoch)."""
+        row = next(r for r in self.history if r["epoch"] == self.best_epoch)
+        return float(row["val_loss"])
+
+
+def fit_and_validate(
+    config: Config,
+    *,
+    reporter: Reporter | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> Validated:
+    """``train`` up to its validation metrics and no further: no refit, no test split, nothing written (no
+    model directory, no checkpoint: a tune trial that stops is redone, not resumed).
+
+    ``on_epoch`` gets each epoch's record (validation loss, accuracy, F1) after the progress display; an
+    exception it raises (a pruned tune trial's) stops training at once and leaves ``fit_and_validate``.
+    """
+    check_compatible(config)
+    if config.data.val_size == 0:
+        raise ConfigError("comparing settings needs a validation split: set data.val_size > 0")
+    reporter = reporter or Reporter(quiet=True)
+    run = set_up(config, reporter)
+    model, fitted = fit_classifier(
+        config, run.features, run.loaders, run.device, reporter, None, run.classes, on_epoch=on_epoch
+    )
+    with reporter.stage("validate"):
+        _, val_metrics = validate(config, model, run.loaders, run.device, reporter, run.classes.labels)
+    assert val_metrics is not None  # val_size > 0: there is a validation split
+    return Validated(
+        val_metrics,
+        fitted.history_rows(),
+        fitted.best_epoch,
+        run.classes.labels,
+        run.classes.task,
+        run.prepared.word2vec_cache_hit,
+        run.prepared.cache_hit,
+        dict(reporter.timings),
+    )
 
 
 def output_path(config: Config, output: str | Path | None, config_name: str) -> Path:
@@ -215,10 +298,13 @@ def fit_classifier(
     loaders: Loaders,
     device: torch.device,
     reporter: Reporter,
-    checkpoint: RunCheckpoint,
+    checkpoint: RunCheckpoint | None,
     classes: Classes,
+    *,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> tuple[nn.Module, FitResult]:
-    """A fresh classifier trained with early stopping on the validation split; Ctrl-C leaves a checkpoint."""
+    """A fresh classifier trained with early stopping on the validation split; Ctrl-C leaves a checkpoint
+    (none without ``checkpoint``). ``on_epoch`` hears of each epoch after the progress display."""
     from sentiment.fit_state import FitCallbacks
     from sentiment.trainer import fit
 
@@ -229,7 +315,9 @@ def fit_classifier(
     tcfg, stop = config.training, StopRequest()
     try:
         with reporter.stage("training"), reporter.training(tcfg.epochs) as progress, stop.installed():
-            callbacks = FitCallbacks(progress.on_epoch, progress.on_batch, stop, checkpoint.save)
+            epoch_done = progress.on_epoch if on_epoch is None else _both(progress.on_epoch, on_epoch)
+            save = checkpoint.save if checkpoint is not None else None
+            callbacks = FitCallbacks(epoch_done, progress.on_batch, stop, save)
             fitted = fit(
                 model,
                 loaders.train,
@@ -239,15 +327,26 @@ def fit_classifier(
                 param_groups=param_groups,
                 train_eval_loader=loaders.train_eval,
                 callbacks=callbacks,
-                resume=checkpoint.resume_state,
+                resume=checkpoint.resume_state if checkpoint is not None else None,
                 class_weights=classes.class_weights,
                 multiclass=classes.task == "multiclass",
             )
     except FitStopped as exc:
+        if checkpoint is None:
+            name = signal.Signals(stop.signum).name if stop.signum else "a signal"
+            raise TrainingInterrupted(f"training interrupted by {name}", None, stop.signum or 2) from None
         message = checkpoint.interrupted(exc, stop.signum, tcfg.epochs)
         raise TrainingInterrupted(message, checkpoint.path, stop.signum or 2) from None
     reporter.log(_training_summary(fitted, tcfg.monitor, reporter.timings.get("training", 0.0)))
     return model, fitted
+
+
+def _both(first: Callable[[EpochRecord], None], then: Callable[[EpochRecord], None]) -> Callable:
+    def on_epoch(record: EpochRecord) -> None:
+        first(record)
+        then(record)
+
+    return on_epoch
 
 
 def _training_summary(fitted: FitResult, monitor: str, seconds: float) -> str:
