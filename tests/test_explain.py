@@ -87,9 +87,11 @@ def test_closed_form_occlusion_equals_pooling_again(marked_model: Path) -> None:
     predictor = Predictor.load(marked_model)
     assert predictor.encoder.ngrams == 2 and predictor.features.pooling == "nb"
     words, ids, cover = _text_tokens(predictor, f"a {MARKER} film , awful and boring plot {MARKER}")
-    assert cover.shape == (len(ids), len(words)) and len(ids) > len(words)  # bigram tokens are known too
+    dense = cover.dense(len(ids))
+    assert dense.shape == (len(ids), len(words)) and len(ids) > len(words)  # bigram tokens are known too
+    assert dense.sum(axis=1).max() == 2  # a bigram covers its two words
     fast = _occluded_features(predictor, ids, cover)
-    rows = [ids] + [ids[cover[:, i] == 0] for i in range(len(words))]
+    rows = [ids] + [ids[dense[:, i] == 0] for i in range(len(words))]
     offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
     slow = predictor.features.transform(TokenBags(np.concatenate(rows), offsets))
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5)

@@ -17,8 +17,6 @@ NumPy only, like ``sentiment.predictor``: ``sentiment explain`` and the server p
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
 METHOD = "occlusion"
 # --top-words reads at most this many test texts: enough for stable means, a few seconds at most
 TOP_WORDS_TEXTS = 5000
+TOP_WORDS_CHUNK = 64  # texts scored in one forward pass
 
 
 @dataclass
@@ -105,11 +104,27 @@ def log_odds(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def _text_tokens(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """A text's words, and for every known token its id and the word positions it covers.
+@dataclass
+class Cover:
+    """Which word positions each known token of a text covers, as (token, word) pairs: a word covers itself,
+    an n-gram token each of its words."""
 
-    Returns (words, ids, cover) with ``cover`` a (known tokens, words) 0/1 matrix.
-    """
+    token: np.ndarray  # index into the text's known-token ids
+    word: np.ndarray  # word position
+    n_words: int
+
+    def dense(self, n_tokens: int) -> np.ndarray:
+        """(tokens, words) 0/1 matrix."""
+        out = np.zeros((n_tokens, self.n_words))
+        out[self.token, self.word] = 1.0
+        return out
+
+    def known_words(self) -> np.ndarray:
+        return np.bincount(self.word, minlength=self.n_words) > 0
+
+
+def _text_tokens(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray, Cover]:
+    """A text's words, the ids of its known tokens and the word positions each covers."""
     encoder = predictor.encoder
     words = encoder.words(text)
     tokens = add_ngrams(words, encoder.ngrams) if encoder.ngrams > 1 else words
@@ -117,38 +132,38 @@ def _text_tokens(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray
     spans: list[tuple[int, int]] = [(i, 1) for i in range(len(words))]
     for size in range(2, max(encoder.ngrams, 1) + 1):  # add_ngrams' order: all bigrams, then trigrams ...
         spans.extend((i, size) for i in range(len(words) - size + 1))
-    ids, cover_rows = [], []
+    ids, pair_token, pair_word = [], [], []
     for token, (first, size) in zip(tokens, spans, strict=True):
         token_id = index.get(token)
         if token_id is not None:
+            pair_token.extend([len(ids)] * size)
+            pair_word.extend(range(first, first + size))
             ids.append(token_id)
-            cover_rows.append((first, size))
-    cover = np.zeros((len(ids), len(words)), dtype=np.float64)
-    for row, (first, size) in enumerate(cover_rows):
-        cover[row, first : first + size] = 1.0
+    cover = Cover(np.asarray(pair_token, dtype=np.int64), np.asarray(pair_word, dtype=np.int64), len(words))
     return words, np.asarray(ids, dtype=np.int64), cover
 
 
-def _occluded_features(predictor: Predictor, ids: np.ndarray, cover: np.ndarray) -> np.ndarray:
+def _occluded_features(predictor: Predictor, ids: np.ndarray, cover: Cover) -> np.ndarray:
     """Feature rows: the whole text first, then the text without word i, for every word i."""
     features = predictor.features
-    n_words = cover.shape[1]
     if features.pooling == "mean_max":  # no closed form for the max: pool each occluded bag again
-        keep = cover.T == 0  # (words, tokens): the tokens left when word i goes
-        rows = [ids] + [ids[keep[i]] for i in range(n_words)]
+        keep = cover.dense(len(ids)).T == 0  # (words, tokens): the tokens left when word i goes
+        rows = [ids] + [ids[keep[i]] for i in range(cover.n_words)]
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         return features.transform(TokenBags(np.concatenate(rows), offsets))
-    vectors = features.vectors_.astype(np.float64)
     if features.pooling in WEIGHTED_POOLINGS and features.weights_ is not None:
         w = features.weights_[ids].astype(np.float64)
     else:
         w = np.ones(len(ids))
-    weighted = vectors[ids] * w[:, None]  # (tokens, dim)
+    weighted = features.vectors_[ids].astype(np.float64) * w[:, None]  # (tokens, dim): only this text's rows
     total_sum, total_w = weighted.sum(axis=0), w.sum()
-    sums = np.vstack([total_sum, total_sum - cover.T @ weighted])  # (1 + words, dim)
-    weights = np.concatenate([[total_w], total_w - cover.T @ w])
+    removed = np.zeros((cover.n_words, weighted.shape[1]))
+    np.add.at(removed, cover.word, weighted[cover.token])  # each word's share: its tokens' weighted vectors
+    removed_w = np.bincount(cover.word, weights=w[cover.token], minlength=cover.n_words)
+    sums = np.vstack([total_sum, total_sum - removed])  # (1 + words, dim)
+    weights = np.concatenate([[total_w], total_w - removed_w])
     # A text left with no known token pools to zeros, as in sentiment.pooling (weights are positive).
     empty = weights <= 1e-12
     x = np.where(empty[:, None], 0.0, sums / np.where(empty, 1.0, weights)[:, None])
@@ -178,7 +193,7 @@ def explain(predictor: Predictor, texts: Sequence[str], label: str | None = None
         words, ids, cover = _text_tokens(predictor, text)
         odds = log_odds(class_probabilities(predictor, _occluded_features(predictor, ids, cover))[:, c])
         weights = odds[0] - odds[1:]
-        known = cover.any(axis=0)
+        known = cover.known_words()
         spans = locate(text, words, predictor)
         tokens = [
             TokenWeight(word, float(wt) if k else 0.0, bool(k), *span)
@@ -195,38 +210,65 @@ def top_words(
     occurrences pushed toward it most on average (mean occlusion weight), among words seen ``min_count``
     times or more. Returns {label: [(word, mean weight, occurrences), ...]}."""
     labels = predictor.labels
-    totals: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(labels)))
-    counts: dict[str, int] = defaultdict(int)
-    for text in texts:
-        words, ids, cover = _text_tokens(predictor, text)
-        if not len(ids):
+    names: list[str] = []  # the word of every known occurrence, in order
+    weights: list[np.ndarray] = []  # (occurrences, labels) blocks, in the same order
+    for first in range(0, len(texts), TOP_WORDS_CHUNK):
+        rows, blocks = [], []
+        for text in texts[first : first + TOP_WORDS_CHUNK]:
+            words, ids, cover = _text_tokens(predictor, text)
+            if len(ids):
+                rows.append(_occluded_features(predictor, ids, cover))
+                blocks.append((words, np.flatnonzero(cover.known_words())))
+        if not rows:
             continue
-        odds = log_odds(class_probabilities(predictor, _occluded_features(predictor, ids, cover)))
-        weights = odds[0] - odds[1:]  # (words, labels)
-        for i in np.flatnonzero(cover.any(axis=0)):
-            totals[words[i]] += weights[i]
-            counts[words[i]] += 1
-    frequent = [w for w, k in counts.items() if k >= min_count]
+        # one forward pass for a chunk of texts: many small matrix products cost more than one large one
+        odds = log_odds(class_probabilities(predictor, np.vstack(rows)))
+        start = 0
+        for x, (words, known) in zip(rows, blocks, strict=True):
+            block = odds[start : start + len(x)]
+            start += len(x)
+            names.extend(words[i] for i in known)
+            weights.append(block[0] - block[1:][known])
+    if not names:
+        return {label: [] for label in labels}
+    vocabulary, which = np.unique(np.array(names, dtype=object), return_inverse=True)
+    counts = np.bincount(which, minlength=len(vocabulary))
+    stacked = np.vstack(weights)
+    totals = np.stack(
+        [np.bincount(which, weights=stacked[:, c], minlength=len(vocabulary)) for c in range(len(labels))], 1
+    )
+    counts_of = dict(zip(vocabulary.tolist(), counts.tolist(), strict=True))
+    totals_of = dict(zip(vocabulary.tolist(), totals, strict=True))
+    frequent = [w for w, k in counts_of.items() if k >= min_count]
     if not frequent:
         return {label: [] for label in labels}
-    means = np.array([totals[w] / counts[w] for w in frequent])  # (words, labels)
+    means = np.array([totals_of[w] / counts_of[w] for w in frequent])  # (words, labels)
     result = {}
     for c, label in enumerate(labels):
         order = np.argsort(-means[:, c], kind="stable")[:n]
         result[label] = [
-            (frequent[i], float(means[i, c]), counts[frequent[i]]) for i in order if means[i, c] > 0
+            (frequent[i], float(means[i, c]), counts_of[frequent[i]]) for i in order if means[i, c] > 0
         ]
     return result
 
 
-_WORD_CHAR = re.compile(r"[^\W_]")
+def _is_word_char(c: str) -> bool:
+    return c.isalnum()  # the tokeniser's [^\W_]: letters and digits of any script
 
 
-def _pattern(piece: str) -> re.Pattern[str]:
-    # whole words only: "a" must not match inside "an"
-    before = r"(?<![^\W_])" if _WORD_CHAR.match(piece[:1]) else ""
-    after = r"(?![^\W_])" if _WORD_CHAR.match(piece[-1:]) else ""
-    return re.compile(before + re.escape(piece) + after)
+def _find_word(hay: str, piece: str, position: int) -> tuple[int, int] | None:
+    """The first whole-word occurrence of ``piece`` in ``hay`` at or after ``position`` ("a" not inside
+    "an"). str.find and a look at the neighbours: a regex per word cost more than the explanation itself."""
+    check_before, check_after = _is_word_char(piece[0]), _is_word_char(piece[-1])
+    at = hay.find(piece, position)
+    while at >= 0:
+        end = at + len(piece)
+        before_ok = not (check_before and at > 0 and _is_word_char(hay[at - 1]))
+        after_ok = not (check_after and end < len(hay) and _is_word_char(hay[end]))
+        if before_ok and after_ok:
+            return at, end
+        at = hay.find(piece, at + 1)
+    return None
 
 
 def locate(text: str, words: Sequence[str], predictor: Predictor) -> list[tuple[int | None, int | None]]:
@@ -250,12 +292,12 @@ def locate(text: str, words: Sequence[str], predictor: Predictor) -> list[tuple[
         start = end = None
         position = cursor
         for piece in pieces:
-            found = _pattern(piece).search(hay, position) if piece else None
+            found = _find_word(hay, piece, position) if piece else None
             if found is None:
                 start = end = None
                 break
-            start = found.start() if start is None else start
-            end = position = found.end()
+            start = found[0] if start is None else start
+            end = position = found[1]
         if start is not None:
             cursor = end
         spans.append((start, end))
