@@ -7,6 +7,7 @@ throughput, p50 / p99 latency and failed requests:
   batch   --batch-clients clients, each sending {"texts": [--batch-size texts]}
 
     python scripts/load_test.py --model runs/default [--workers 1] [--requests 20000] [--seconds 20]
+    python scripts/load_test.py --model runs/default --words 20     # tweet-length texts
 
 Texts come from ../shared's IMDB reviews when present, else from made-up sentences. Exit 1 when a request
 failed. aiohttp drives the clients (one event loop; its own cost is included in the latencies measured).
@@ -172,11 +173,19 @@ def main() -> None:
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--requests", type=int, default=20000, help="most requests per phase")
+    parser.add_argument("--batch-requests", type=int, default=200, help="most batch requests")
     parser.add_argument("--seconds", type=float, default=20.0, help="most seconds per phase")
+    parser.add_argument(
+        "--words",
+        type=int,
+        help="cut each text to its first N words (tweet-length texts: 20); default: whole",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     args = parser.parse_args()
 
     texts = load_texts()
+    if args.words:
+        texts = [" ".join(t.split()[: args.words]) for t in texts]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(server(args.model, args.workers))
@@ -190,7 +199,7 @@ def main() -> None:
                 args.batch_clients,
                 args.batch_size,
                 texts,
-                max(args.requests // args.batch_size, 20),
+                args.batch_requests,
                 args.seconds,
             )
         )
@@ -198,9 +207,9 @@ def main() -> None:
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
     else:
-        print(
-            f"server: {args.url or f'sentiment serve --workers {args.workers}'}; {len(texts)} distinct texts"
-        )
+        mean_words = sum(len(t.split()) for t in texts) / len(texts)
+        name = args.url or f"sentiment serve --workers {args.workers}"
+        print(f"server: {name}; {len(texts)} distinct texts of {mean_words:.0f} words on average")
         for r in results:
             print(r.line())
     if any(r.failed for r in results):

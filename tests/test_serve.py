@@ -184,3 +184,17 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(trained_model: Pat
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_load_script_reports_throughput_and_latency(trained_model: Path) -> None:
+    pytest.importorskip("aiohttp")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "load_test.py"
+    command = [sys.executable, str(script), "--model", str(trained_model), "--json", "--requests", "200"]
+    command += ["--batch-requests", "4", "--batch-size", "50", "--seconds", "5", "--clients", "4"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    single, batch = json.loads(result.stdout)
+    assert single["phase"] == "single" and single["requests"] == 200 and single["failed"] == 0
+    assert batch["texts"] == 200 and batch["failed"] == 0
+    assert 0 < single["p50_ms"] <= single["p99_ms"] and single["requests_per_s"] > 0
