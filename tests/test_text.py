@@ -53,3 +53,20 @@ def test_saved_and_loaded_encoder_encodes_alike() -> None:
     loaded = TextEncoder.from_dict(raw, list(encoder.vocab))
     assert loaded == encoder
     assert np.array_equal(loaded.encode(TEXTS).ids, encoder.encode(TEXTS).ids)
+
+
+def test_ngram_ids_by_word_ids_equal_ngram_strings() -> None:
+    """The vectorised n-gram look-up (word ids, no strings) gives the string path's ids, in its order."""
+    import random
+
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(30)]
+    known = words[:20]  # w20..w29 are unknown: an n-gram with one of them is never known
+    grams = sorted({" ".join(rng.choices(known, k=rng.choice([2, 3]))) for _ in range(150)})
+    encoder = TextEncoder(TokenizerSettings(), frozenset(), 3, known + grams, len(known))
+    texts = [rng.choices(words, k=rng.randint(0, 40)) for _ in range(300)] + [[], ["w1"], ["w25", "w1"]]
+    fast = encoder.encode_words(texts)
+    assert encoder._ngram_tables is not None
+    slow = encode([add_ngrams(t, 3) for t in texts], encoder.index)
+    assert np.array_equal(fast.ids, slow.ids) and np.array_equal(fast.offsets, slow.offsets)
+    assert (fast.ids >= len(known)).sum() > 100  # plenty of bigrams and trigrams were found
