@@ -167,7 +167,9 @@ def test_explain_cli_outputs(cli, marked_model: Path) -> None:
 
 
 def test_top_words_per_label(cli, marked_model: Path) -> None:
-    result = cli(["explain", "--model", marked_model, "--top-words", "--json", "--top", "5"])
+    result = cli(
+        ["explain", "--model", marked_model, "--top-words", "--json", "--top", "5", "--min-count", "5"]
+    )
     assert result.exit_code == 0, result.stderr
     labels = json.loads(result.stdout)["labels"]
     assert labels["positive"][0]["token"] == MARKER

@@ -603,6 +603,12 @@ def explain(
             help="Instead of texts: the words the model leans on most for each label, over its test split.",
         ),
     ] = False,
+    min_count: Annotated[
+        int,
+        typer.Option(
+            "--min-count", metavar="N", min=1, help="With --top-words: only words seen N times or more."
+        ),
+    ] = 20,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -624,7 +630,9 @@ def explain(
         from sentiment.modeldir import read_test_rows
 
         sample, _ = read_test_rows(predictor.model_dir)
-        words = explaining.top_words(predictor, sample[: explaining.TOP_WORDS_TEXTS], n=top)
+        words = explaining.top_words(
+            predictor, sample[: explaining.TOP_WORDS_TEXTS], n=top, min_count=min_count
+        )
         if json_:
             rows = {
                 name: [{"token": w, "weight": round(wt, 6), "count": k} for w, wt, k in ranked]
