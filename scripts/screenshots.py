@@ -94,8 +94,6 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1100, "height": 1500})
             page.goto((args.model / "report.html").resolve().as_uri())
             page.screenshot(path=str(args.out / "report_top.png"))
-            page.locator("#mistakes").scroll_into_view_if_needed()
-            page.locator("#mistakes").screenshot(path=str(args.out / "report_mistakes_heading.png"))
             first = page.locator(".mistake").first
             if first.count():
                 first.screenshot(path=str(args.out / "report_mistake.png"))
