@@ -199,3 +199,33 @@ def test_top_words_skips_rare_words(marked_model: Path) -> None:
 def test_explain_errors(cli, trained_model: Path, args: list[str], message: str) -> None:
     result = cli(["explain", "--model", trained_model, *args])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_label_sets_explain_serve_and_report(cli, tmp_path: Path) -> None:
+    """Multilabel models: explain the most probable label (or any named one), serve their label sets, and
+    report their mistakes (a row is wrong when its predicted set differs)."""
+    from fastapi.testclient import TestClient
+
+    from sentiment.serve import ServeSettings, create_app
+    from test_multiclass import label_sets
+
+    data = label_sets(tmp_path / "sets.csv")
+    args = ["train", "--data", data, "-o", tmp_path / "m", "-q", *QUICK, "--set", 'data.label_separator="|"']
+    assert cli(args).exit_code == 0
+    text = "a great soundtrack and a twist ending"
+    row = json.loads(cli(["explain", "--model", tmp_path / "m", "--json", text]).stdout)
+    probabilities = row["probabilities"]
+    assert row["explanation"]["label"] == max(probabilities, key=probabilities.get)
+    weights = {t["token"]: t["weight"] for t in row["explanation"]["tokens"]}
+    music = json.loads(cli(["explain", "--model", tmp_path / "m", "--json", "--label", "music", text]).stdout)
+    music_weights = {t["token"]: t["weight"] for t in music["explanation"]["tokens"]}
+    assert music_weights["soundtrack"] > 0 and music_weights["soundtrack"] > music_weights["and"]
+    assert weights  # every word weighed
+
+    client = TestClient(create_app(ServeSettings(str(tmp_path / "m"))))
+    (served,) = client.post("/predict", json={"text": text}).json()["predictions"]
+    assert "music" in served["labels"] and set(served["probabilities"]) == {"acting", "music", "plot"}
+    assert client.get("/model").json()["thresholds"].keys() == {"acting", "music", "plot"}
+
+    page = (tmp_path / "m" / "report.html").read_text()
+    assert "accuracy (subset)" in page and "<td>music</td>" in page

@@ -71,8 +71,11 @@ def metrics_section(metrics: dict[str, Any], labels: Sequence[str]) -> str:
         if key == "accuracy" and "hamming_loss" in test:
             name = "accuracy (subset)"
         rows.append([name, test[key], validation.get(key, "")])
-    if metrics.get("threshold") is not None:
-        rows.append(["threshold", float(metrics["threshold"]), ""])
+    threshold = metrics.get("threshold")
+    if isinstance(threshold, list):  # label sets: one per label, in label order
+        rows.append(["thresholds", ", ".join(f"{t:.4f}" for t in threshold), ""])
+    elif threshold is not None:
+        rows.append(["threshold", float(threshold), ""])
     parts = ['<h2 id="metrics">Metrics</h2>', _table(["metric", "test", "validation"], rows, "metrics")]
     per_class = per_class_rows(test, labels)
     if per_class:
