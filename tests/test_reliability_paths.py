@@ -79,3 +79,17 @@ def test_a_line_is_what_ends_at_lf_or_crlf(cli, trained_model: Path, tmp_path: P
     (tmp_path / "in.txt").write_bytes("\r\n".join(texts).encode() + b"\r\n")
     result = cli(["predict", "--model", trained_model, "--file", tmp_path / "in.txt", "--json"])
     assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == texts
+
+
+def test_blank_lines_keep_their_place(cli, trained_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("a wonderful film\n\n  \ndull and boring\n\n\n")
+    result = cli(["predict", "--model", trained_model, "--file", tmp_path / "in.txt", "--json"])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["a wonderful film", "", "  ", "dull and boring"]
+    assert [r["no_known_words"] for r in rows] == [False, True, True, False]
+    lines = cli(["predict", "--model", trained_model, "--file", tmp_path / "in.txt"]).stdout.splitlines()
+    assert len(lines) == 4 and lines[1].split("\t")[0].endswith("*")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n \n")
+    only_blank = cli(["predict", "--model", trained_model, "--file", blank])
+    assert only_blank.exit_code == 2 and "no text to classify" in only_blank.stderr

@@ -268,13 +268,16 @@ def tune(
         typer.Option(
             "--space",
             metavar="SPACE.yaml",
-            help="Search space: YAML of dotted config keys, each {low, high[, log, step]} or {choices: [...]} "
-            "(default: the shipped configs/space.yaml).",
+            help="Search space: YAML of dotted config keys, each {low, high[, log, step]} or "
+            "{choices: [...]} (default: the shipped configs/space.yaml).",
         ),
     ] = None,
     set_: SetOpt = None,
     trials: Annotated[
-        int, typer.Option("--trials", "-n", min=1, help="Trials in the study (all processes together).")
+        int,
+        typer.Option(
+            "--trials", "-n", metavar="N", min=1, help="Trials in the study (all processes together)."
+        ),
     ] = 20,
     timeout: Annotated[
         float | None,
@@ -285,7 +288,10 @@ def tune(
         ),
     ] = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Worker processes on this machine, sharing the study.")
+        int,
+        typer.Option(
+            "--jobs", "-j", metavar="J", min=1, help="Worker processes on this machine, sharing the study."
+        ),
     ] = 1,
     storage: Annotated[
         str | None,
@@ -315,7 +321,7 @@ def tune(
         ),
     ] = "accuracy",
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Sampler seed (default: the config's seed).")
+        int | None, typer.Option("--seed", metavar="SEED", help="Sampler seed (default: the config's seed).")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the study a stopped or killed tune left in OUTPUT.")
@@ -452,8 +458,12 @@ def _read_lines(file: Path) -> list[str]:
     text = raw.decode("utf-8", errors="replace")
     # A line ends at LF or CRLF only, as users count lines; str.splitlines would also split at form feeds,
     # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs.
-    lines = (line.removesuffix("\r") for line in text.split("\n"))
-    return [line for line in lines if line.strip()]
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    # A blank line inside the file keeps its place (its output is flagged: no known word), so output line i is
+    # input line i; blank lines at the very end are the editor's, not texts.
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
@@ -649,7 +659,7 @@ def explain(
         raise SentimentError(
             'no text given: sentiment explain "some text" (or --file FILE; --file - reads stdin)'
         )
-    if any(not t.strip() for t in inputs):
+    if file is None and any(not t.strip() for t in inputs):  # a file's blank lines keep their place
         raise SentimentError("an empty text cannot be explained")
     inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
     explanations = explaining.explain(predictor, inputs, label)
