@@ -514,6 +514,26 @@ def predict(
             "--explain", help="Also show which words pushed each prediction (as `sentiment explain`)."
         ),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            metavar="ENGINE",
+            help="With many --file shards: local (this process) or dask (a Dask cluster).",
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", metavar="ADDRESS", help="--engine dask: the scheduler (default: a local cluster)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", metavar="N", min=1, help="--engine dask: local cluster workers (default: cores)."
+        ),
+    ] = None,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -528,6 +548,12 @@ def predict(
 
     if texts and file is not None:
         raise SentimentError("give texts as arguments or --file, not both")
+    if file is not None and str(file) != "-":
+        from sentiment.shards import is_shard_pattern
+
+        if engine != "local" or is_shard_pattern(file):
+            _predict_shards(model, file, output, engine, scheduler, workers, text_column)
+            return
     if output is not None:
         from sentiment.atomic import check_writable
 
@@ -585,6 +611,39 @@ def predict(
             typer.echo(
                 f"{unknown} text(s) marked *: no word of the text is in the model's vocabulary", err=True
             )
+
+
+def _predict_shards(
+    model: Path | None,
+    file: Path,
+    output: Path | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    text_column: str | None,
+) -> None:
+    """``predict --file 'shards/*.parquet' --output out/ [--engine dask]``: one CSV per input file."""
+    from sentiment.paths import resolve_model_dir
+    from sentiment.shards import predict_shards
+
+    if output is None:
+        raise SentimentError(
+            f"--file {file} names many files (or --engine {engine}): give --output DIR for one CSV per file"
+        )
+    result = predict_shards(
+        resolve_model_dir(model),
+        str(file),
+        output,
+        engine=engine,
+        scheduler=scheduler,
+        workers=workers,
+        text_column=text_column,
+    )
+    typer.echo(
+        f"{result.texts} predictions from {result.shards} file(s) written to {output}/ in "
+        f"{result.seconds:.1f} s ({result.texts_per_second:,.0f} texts/s, engine {engine})",
+        err=True,
+    )
 
 
 @app.command()
