@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL server on loopback for the tests of ``sentiment tune --storage postgresql://...``.
 
-    python3 scripts/postgres_test_server.py start DIR [PORT]   # prints the server's URL; exit 1 when it cannot
+    python3 scripts/postgres_test_server.py start DIR [PORT]   # prints its URL; exit 1 when it cannot
     python3 scripts/postgres_test_server.py stop DIR
 
 Uses the server binaries of Debian's ``postgresql`` package (/usr/lib/postgresql/N/bin) or those on PATH. A
@@ -55,7 +55,7 @@ def start(directory: Path, port: int | None = None) -> str:
     port = port or _free_port()
     data, log = directory / "data", directory / "server.log"
     steps = [
-        [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
+        [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "-N"],
         [
             str(bin_dir / "pg_ctl"),
             "-D",

@@ -247,7 +247,7 @@ def test_same_seed_same_trials(tmp_path: Path, tiny_config: Path) -> None:
 
 
 def test_a_pruned_trial_stops_training_and_writes_nothing(tmp_path: Path, tiny_config: Path) -> None:
-    # one hopeless learning rate among good ones: once a good trial has finished, the median pruner stops
+    # one hopeless learning rate among good ones: once a good trial has finished, the pruner stops
     # the hopeless ones at their first epoch
     space = _space(tmp_path, "training.lr: {choices: [0.05, 1.0e-6]}\n")
     out = tmp_path / "out"
@@ -310,8 +310,8 @@ def test_timeout_starts_no_trial_after_it_and_still_writes_results(tmp_path: Pat
     assert 1 <= len(trials) < 500
     longest = max(t.duration.total_seconds() for t in trials)
     deadline = start + 3.0
-    assert all(t.datetime_start.timestamp() <= deadline for t in trials)  # none started after the timeout
-    assert elapsed <= 3.0 + longest + 5.0  # it stopped within one trial of the timeout
+    assert all(t.datetime_start.timestamp() <= deadline + 0.5 for t in trials)  # none started after it
+    assert elapsed <= 3.0 + longest + 15.0  # it stopped within one trial (and the results' writing) of it
     assert (out / "trials.csv").is_file() and (out / "best.yaml").is_file() and result.best is not None
 
 
