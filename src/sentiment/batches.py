@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from sentiment import distributed
 from sentiment.text import TokenBags, concat_bags
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class BagBatches(Dataset):
         return len(self.labels)
 
     def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        sub = self.bags.subset(np.asarray(rows))
+        sub = self.bags.subset(np.asarray(rows, dtype=np.int64))
         index = torch.as_tensor(rows, dtype=torch.int64)
         labels = self.labels.index_select(0, index)
         return torch.from_numpy(sub.ids), torch.from_numpy(sub.offsets[:-1]), labels
@@ -112,9 +113,11 @@ def make_loader(
         cuda = False  # nothing left to pin
     generator = torch.Generator().manual_seed(seed)
     base = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    batches = BatchSampler(base, batch_size=batch_size, drop_last=False)
     return DataLoader(
         dataset,
-        sampler=BatchSampler(base, batch_size=batch_size, drop_last=False),
+        # several ranks (torchrun): each takes its part of every batch (training) or of the rows (predictions)
+        sampler=distributed.shard_batches(batches, len(dataset), shuffle),
         batch_size=None,  # the sampler already yields whole batches
         num_workers=num_workers,
         pin_memory=cuda,  # page-locked batches: the copies with non_blocking=True overlap the GPU's work

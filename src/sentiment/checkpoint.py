@@ -255,7 +255,7 @@ class RunCheckpoint:
     def __init__(self, target: Path, config: dict[str, Any], resume: bool, reporter: Reporter) -> None:
         self.target, self.path, self.config = target, checkpoint_dir(target), config
         self.saved: Checkpoint | None = None
-        self._data: Callable[[], str] = lambda: ""
+        self._data: Callable[[], str] = str  # "" (a plain function: the object may go to other ranks)
         if resume:
             self.saved = load_checkpoint(self.path)
             changed = config_differences(self.saved.config, config)

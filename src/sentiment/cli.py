@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from sentiment import __version__
-from sentiment.errors import SentimentError
+from sentiment.errors import RankFailure, SentimentError
 
 
 def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,6 +42,11 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, BrokenPipeError):
             raise
+        except RankFailure as exc:  # distributed training: another rank is gone
+            if debug:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         except Exception as exc:
             if debug:
                 raise
@@ -168,6 +173,16 @@ def train(
         bool,
         typer.Option("--resume", help="Continue the run Ctrl-C (or SIGTERM) stopped, from its checkpoint."),
     ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            min=1,
+            metavar="N",
+            help="Train on N processes of this machine with DistributedDataParallel (launches torchrun "
+            "--standalone --nproc_per_node=N; docs/distributed.md).",
+        ),
+    ] = 1,
     json_: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (model directory, metrics) on stdout.")
     ] = False,
@@ -180,13 +195,14 @@ def train(
     `sentiment train --data reviews.csv` trains on your own file with the default recipe, no config needed.
     Ctrl-C stops after the current batch and keeps a checkpoint; the command it prints continues the run.
     """
+    from sentiment import distributed
     from sentiment.checkpoint import terminate_as_interrupt
     from sentiment.config import load_config
     from sentiment.errors import TrainingInterrupted
     from sentiment.pipeline import train as run_train
     from sentiment.progress import Reporter
 
-    reporter = Reporter(quiet=quiet, verbose=verbose)
+    reporter = distributed.rank_reporter(Reporter(quiet=quiet, verbose=verbose))  # torchrun ranks > 0: silent
     # log lines go through the reporter's console so that they print above a live bar, not through it
     _setup_logging(quiet, verbose, reporter.logging_handler())
     columns = {
@@ -204,18 +220,25 @@ def train(
         values = _data_values(data, text_column, label_column, positive_label, reporter, sets)
     cfg = load_config(config, set_ or [], values)
     name = data.name.split(".")[0] if data is not None else Path(str(config)).name.removesuffix(".yaml")
+    args = ["--config", str(config)]
+    args += ["--data", str(data)] if data is not None else []
+    args += [a for flag in given for a in (flag, str(columns[flag]))]
+    args += [a for pair in set_ or [] for a in ("--set", pair)]
+    args += ["--output", str(output)] if output is not None else []
+    if nproc > 1 and not distributed.launched():  # the same command on N ranks, through torchrun
+        flags = [f for f, on in (("--json", json_), ("--quiet", quiet), ("--verbose", verbose)) if on]
+        flags += ["--debug"] * debug + ["--resume"] * resume
+        raise typer.Exit(distributed.launch(nproc, ["train", *args, *flags]))
     try:
         with terminate_as_interrupt():  # SIGTERM outside the epochs: clean up like Ctrl-C, keep the old model
             result = run_train(cfg, output, config_name=name, reporter=reporter, resume=resume)
     except TrainingInterrupted as exc:
-        command = ["sentiment", "train", "--config", str(config)]
-        command += ["--data", str(data)] if data is not None else []
-        command += [a for flag in given for a in (flag, str(columns[flag]))]
-        command += [a for pair in set_ or [] for a in ("--set", pair)]
-        command += ["--output", str(output)] if output is not None else []
-        typer.echo(f"{exc}; resume with the next line", err=True)
-        typer.echo(shlex.join([*command, "--resume"]), err=True)
+        if distributed.is_main():  # several ranks: rank 0 says it, once
+            typer.echo(f"{exc}; resume with the next line", err=True)
+            typer.echo(shlex.join(distributed.command_line(["train", *args, "--resume"])), err=True)
         raise typer.Exit(128 + exc.signum) from None
+    if not distributed.is_main():
+        return  # rank 0 prints the results
     if json_:
         metrics = {"test": result.metrics, "validation": result.val_metrics}
         typer.echo(json.dumps({"model": str(result.model_dir.resolve()), **metrics}))

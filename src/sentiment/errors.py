@@ -23,6 +23,10 @@ class CheckpointError(SentimentError):
     """A training checkpoint is missing, unreadable or belongs to a different run."""
 
 
+class RankFailure(Exception):
+    """Distributed training: another rank failed, was killed or stopped answering. Not bad input (exit 1)."""
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on SIGINT / SIGTERM; the state to resume from is in ``checkpoint``. Not bad input."""
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment import distributed
 from sentiment.checkpoint import RunCheckpoint, StopRequest
 from sentiment.config import Config, check_compatible
 from sentiment.errors import ConfigError, TrainingInterrupted
@@ -62,9 +63,22 @@ def train(
     of each epoch of the first fit (see ``fit_and_validate``).
     """
     check_compatible(config)
-    reporter = reporter or Reporter(quiet=True)
-    target = output_path(config, output, config_name)
-    checkpoint = RunCheckpoint(target, config.to_dict(), resume, reporter)
+    reporter = distributed.rank_reporter(reporter or Reporter(quiet=True))  # ranks > 0: silent
+    with distributed.process_group(config.device):  # torchrun with several ranks: DDP; otherwise nothing
+        return _train(config, output, config_name, reporter, resume, on_epoch)
+
+
+def _train(
+    config: Config,
+    output: str | Path | None,
+    config_name: str,
+    reporter: Reporter,
+    resume: bool,
+    on_epoch: Callable[[EpochRecord], None] | None,
+) -> TrainOutput:
+    # rank 0 checks the output path and the checkpoint, and prepares the data; the other ranks get them
+    target = distributed.share(lambda: output_path(config, output, config_name))
+    checkpoint = distributed.share(lambda: RunCheckpoint(target, config.to_dict(), resume, reporter))
     run = set_up(config, reporter)  # runtime set-up -> prepare -> Features.fit -> datasets and loaders
     prepared, features, device, datasets = run.prepared, run.features, run.device, run.datasets
     checkpoint.check_data(prepared.vectors, features.weights_, *_split_arrays(prepared, "train", "val"))
@@ -91,17 +105,18 @@ def train(
         test_probs, test_y = predict_probs(model, run.loaders.test, device)
         metrics = compute_metrics(test_y, test_probs, threshold, names)
 
-    with reporter.stage("save"):
-        saved = saved_model(config, prepared, features, model, fitted, refit, threshold, device)
-        report = modeldir.RunReport(
-            {"test": metrics, "validation": val_metrics, "threshold": threshold},
-            history,
-            prepared.labels["test"],
-            test_probs,
-            prepared.write_test_rows,
-        )
-        modeldir.save(target, config, saved, report)
-        checkpoint.remove()  # the run is complete: nothing left to resume
+    if distributed.is_main():  # one model directory, written by rank 0
+        with reporter.stage("save"):
+            saved = saved_model(config, prepared, features, model, fitted, refit, threshold, device)
+            report = modeldir.RunReport(
+                {"test": metrics, "validation": val_metrics, "threshold": threshold},
+                history,
+                prepared.labels["test"],
+                test_probs,
+                prepared.write_test_rows,
+            )
+            modeldir.save(target, config, saved, report)
+            checkpoint.remove()  # the run is complete: nothing left to resume
     timings = dict(reporter.timings)
     return TrainOutput(target, metrics, val_metrics, history, names, timings, prepared.word2vec_cache_hit)
 
@@ -125,10 +140,10 @@ def set_up(config: Config, reporter: Reporter) -> RunInputs:
         from sentiment import runtime
         from sentiment.batches import make_datasets, make_loaders
 
-        device = runtime.setup(config)
-    reporter.log(f"device: {runtime.describe_device(device)}")
+        device = distributed.rank_device(runtime.setup(config))  # several ranks on GPUs: one each
+    reporter.log(f"device: {runtime.describe_device(device)}" + distributed.describe())
 
-    prepared = prepare(config, reporter)
+    prepared = distributed.share(lambda: prepare(config, reporter))  # several ranks: prepared once, on rank 0
     with reporter.stage("features"):
         features, train_x = fit_features(config, prepared)
         datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x)
@@ -316,8 +331,9 @@ def fit_classifier(
     try:
         with reporter.stage("training"), reporter.training(tcfg.epochs) as progress, stop.installed():
             epoch_done = progress.on_epoch if on_epoch is None else _both(progress.on_epoch, on_epoch)
-            save = checkpoint.save if checkpoint is not None else None
-            callbacks = FitCallbacks(epoch_done, progress.on_batch, stop, save)
+            save = distributed.main_only(checkpoint.save) if checkpoint is not None else None
+            # several ranks: a stop any of them heard stops all after the same batch
+            callbacks = FitCallbacks(epoch_done, progress.on_batch, distributed.agreed(stop), save)
             fitted = fit(
                 model,
                 loaders.train,
@@ -425,8 +441,9 @@ def refit_classifier(
     try:
         with reporter.stage("refit"), reporter.training(epochs, "Refit") as progress, stop.installed():
             # what a stop saves is the finished first fit: --resume then skips it and redoes the refit
+            save = distributed.main_only(lambda _: checkpoint.save(fitted.final))
             callbacks = FitCallbacks(
-                progress.on_epoch, progress.on_batch, stop, lambda _: checkpoint.save(fitted.final), math.inf
+                progress.on_epoch, progress.on_batch, distributed.agreed(stop), save, math.inf
             )
             refit_config = tcfg.model_copy(update={"epochs": epochs, "patience": 0})
             refitted = fit(

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from sentiment import distributed
 from sentiment.config import TrainingConfig
 from sentiment.fit_state import EpochRecord, FitCallbacks, FitResult, FitState, LoopState
 from sentiment.metrics import compute_metrics
@@ -41,7 +42,9 @@ def predict_probs(
             out = out.softmax(-1)
         probs.append(out.cpu())
         labels.append(y.cpu())
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+    probs_, labels_ = torch.cat(probs).numpy(), torch.cat(labels).numpy()
+    # several ranks: each predicted its range of the rows; all of them, in order, on every rank
+    return distributed.gather_rows(probs_, loader), distributed.gather_rows(labels_, loader)
 
 
 def make_optimizer(
@@ -113,17 +116,19 @@ def fit(
     optimizer, scheduler = make_optimizer(model, config, device, param_groups)
     criterion = make_criterion(class_weights, multiclass)
     run = ResumableFit(model, optimizer, scheduler, train_loader, callbacks, resume)
-    loop = run.loop
+    net = distributed.wrap(model, device)  # several ranks: DDP (the checkpoint's weights are loaded by now)
+    seed, loop = torch.initial_seed(), run.loop
     while not loop.finished and loop.epoch <= config.epochs:
         start = time.perf_counter()
-        model.train()
+        net.train()
+        distributed.spread_dropout(seed, loop.epoch)
         for batch in run.batches():
             *inputs, y = to_device(batch, device)
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(*inputs), y)
+            loss, shown, rows = _batch_loss(criterion, net(*inputs), y, class_weights, multiclass)
             loss.backward()
             optimizer.step()
-            run.batch_done(loss.item(), len(y))
+            run.batch_done(shown, rows)
         record = EpochRecord(loop.epoch, loop.total / max(loop.seen, 1), **_learning_rates(optimizer))
         if val_loader is not None:
             _validate(model, val_loader, device, record)
@@ -142,6 +147,25 @@ def fit(
         _early_stopping(loop, record, model, config, val_loader is not None)
         run.epoch_done(config.epochs)
     return run.finish()
+
+
+def _batch_loss(
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    out: torch.Tensor,
+    y: torch.Tensor,
+    class_weights: list[float] | None,
+    multiclass: bool,
+) -> tuple[torch.Tensor, float, int]:
+    """The loss to back-propagate, the batch's loss to show and its rows. With several ranks ``y`` is this
+    rank's part of the global batch; the loss is scaled so that DDP's gradient average is the global mean."""
+    if not distributed.active():
+        loss = criterion(out, y)
+        return loss, loss.item(), len(y)
+    loss = criterion(out, y) if len(y) else out.sum() * 0.0  # an empty part still joins the all-reduce
+    weight = float(len(y))  # the mean's denominator: rows, or the rows' class weights (weighted CE)
+    if multiclass and class_weights is not None:
+        weight = float(torch.tensor(class_weights, dtype=torch.float64)[y.long().cpu()].sum())
+    return distributed.global_batch_loss(loss, weight, len(y))
 
 
 def _learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
