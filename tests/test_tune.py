@@ -231,6 +231,55 @@ def test_resume_continues_to_the_budget_and_refuses_another_search(
     assert changed.exit_code == 2 and "training.epochs: 10 -> 3" in changed.stderr
 
 
+def test_a_storage_url_is_shared_by_name_and_its_password_never_shown(
+    cli, tmp_path: Path, tiny_config: Path
+) -> None:
+    space, url = _space(tmp_path), f"sqlite:///{tmp_path / 'tune.db'}"
+    common = ["tune", "-c", tiny_config, "--space", space, "--storage", url, "--study", "mine"]
+    assert cli([*common, "-n", "2", "-o", tmp_path / "a"]).exit_code == 0
+    joined = cli([*common, "-n", "3", "-o", tmp_path / "b"])  # same storage and study: no --resume needed
+    assert joined.exit_code == 0, joined.stderr
+    assert "study 'mine' in sqlite:///" in joined.stderr and "2 trials so far" in joined.stderr
+    assert [r["trial"] for r in _rows(tmp_path / "b")] == ["0", "1", "2"]
+    pytest.importorskip("psycopg")
+    refused = cli(
+        ["tune", "-c", tiny_config, "--space", space, "--storage", "postgresql://me:s3cret@127.0.0.1:1/db"]
+    )
+    assert refused.exit_code == 2 and "postgresql://me:***@127.0.0.1:1/db: cannot open it" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.stdout
+
+
+def test_budget_is_the_studys_a_surplus_trial_is_dropped_and_orphans_are_failed(
+    tmp_path: Path, tiny_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from sentiment import tune as tuning
+
+    settings = TuneSettings(str(tiny_config), _space(tmp_path), output=tmp_path / "out", trials=2)
+    plan = tuning.make_plan(settings)
+    storage = tuning.open_storage(plan)
+    study = tuning.open_study(plan, storage, tuning.Reporter(quiet=True))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    others = [study.ask(), study.ask()]  # two trials of other processes, one of them dead
+    others[0].set_user_attr("worker", {"host": socket.gethostname(), "process": f"{dead.pid}:1"})
+    others[1].set_user_attr("worker", {"host": "elsewhere", "process": "1:1"})
+    # as if this process had looked before the others asked: it asks, sees the budget full, drops its trial
+    real = tuning._taken
+    monkeypatch.setattr(
+        tuning, "_taken", lambda study, below=None: 0 if below is None else real(study, below)
+    )
+    tuning.run_worker(plan, 0, None, storage, tuning.Reporter(quiet=True))
+    surplus = study.trials[2]
+    assert (
+        surplus.state == TrialState.FAIL and surplus.user_attrs["surplus"] and not surplus.intermediate_values
+    )
+    assert tuning.fail_orphaned_trials(study, storage) == [0]  # ours and dead; the other machine's stays
+    assert [t.state for t in study.trials[:2]] == [TrialState.FAIL, TrialState.RUNNING]
+    assert study.trials[0].user_attrs["interrupted"] is True
+
+
 def test_same_seed_same_trials(tmp_path: Path, tiny_config: Path) -> None:
     space = _space(tmp_path)
 

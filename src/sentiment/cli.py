@@ -408,6 +408,8 @@ def tune(
         command += ["--storage", storage, "--study", study] if storage is not None else []
         command += ["--metric", metric] if metric != "accuracy" else []
         command += ["--jobs", str(jobs)] if jobs != 1 else []
+        command += ["--seed", str(seed)] if seed is not None else []
+        command += [] if prune else ["--no-prune"]
         typer.echo("tune interrupted; results so far are written; resume with the next line", err=True)
         typer.echo(shlex.join([*command, "--resume"]), err=True)
         raise typer.Exit(130)
