@@ -311,6 +311,7 @@ def test_a_pruned_trial_stops_training_and_writes_nothing(tmp_path: Path, tiny_c
         assert trial.params["training.lr"] == 1e-6
         # stopped after its first epoch of 10: one figure reported, one epoch trained
         assert list(trial.intermediate_values) == [1] and trial.user_attrs["epochs"] == 1
+        assert trial.user_attrs["word2vec_cache_hit"] is True  # recorded before the fit, pruned or not
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE and t.params["training.lr"] == 0.05]
     assert complete and all(len(t.intermediate_values) == t.user_attrs["epochs"] > 1 for t in complete)
     assert {r["state"] for r in _rows(out)} >= {"pruned", "complete"}

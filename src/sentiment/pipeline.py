@@ -177,18 +177,23 @@ def fit_and_validate(
     *,
     reporter: Reporter | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_ready: Callable[[RunInputs], None] | None = None,
 ) -> Validated:
     """``train`` up to its validation metrics and no further: no refit, no test split, nothing written (no
     model directory, no checkpoint: a tune trial that stops is redone, not resumed).
 
     ``on_epoch`` gets each epoch's record (validation loss, accuracy, F1) after the progress display; an
     exception it raises (a pruned tune trial's) stops training at once and leaves ``fit_and_validate``.
+    ``on_ready`` gets the prepared run before the fit starts (a tune records its cache hits there, for
+    pruned trials too).
     """
     check_compatible(config)
     if config.data.val_size == 0:
         raise ConfigError("comparing settings needs a validation split: set data.val_size > 0")
     reporter = reporter or Reporter(quiet=True)
     run = set_up(config, reporter)
+    if on_ready is not None:
+        on_ready(run)
     model, fitted = fit_classifier(
         config, run.features, run.loaders, run.device, reporter, None, run.classes, on_epoch=on_epoch
     )

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
     from sentiment.fit_state import EpochRecord
-    from sentiment.pipeline import Validated
+    from sentiment.pipeline import RunInputs, Validated
 
 # The validation figure each --metric names, and which way is better.
 METRICS = {"accuracy": "maximize", "f1": "maximize", "macro_f1": "maximize", "loss": "minimize"}
@@ -408,7 +408,12 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, worker: int,
     try:
         values = {p.key: p.suggest(trial) for p in plan.space}
         config = load_config(settings.config, settings.sets, values)
-        validated = fit_and_validate(run_config(config, settings.jobs), reporter=reporter, on_epoch=hook)
+        validated = fit_and_validate(
+            run_config(config, settings.jobs),
+            reporter=reporter,
+            on_epoch=hook,
+            on_ready=_record_caches(trial),
+        )
         value = objective_value(validated, settings.metric)
     except optuna.TrialPruned:
         trial.set_user_attr("epochs", hook.epochs)
@@ -436,11 +441,17 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, worker: int,
         ("val_accuracy", metrics.get("accuracy")),
         ("val_f1", metrics.get("f1")),
         ("val_loss", validated.val_loss),
-        ("word2vec_cache_hit", validated.word2vec_cache_hit),
-        ("prepared_cache_hit", validated.prepared_cache_hit),
     ):
         trial.set_user_attr(key, attr)
     study.tell(trial, value)
+
+
+def _record_caches(trial: optuna.Trial) -> Callable[[RunInputs], None]:
+    def record(run: RunInputs) -> None:
+        trial.set_user_attr("word2vec_cache_hit", run.prepared.word2vec_cache_hit)
+        trial.set_user_attr("prepared_cache_hit", run.prepared.cache_hit)
+
+    return record
 
 
 def _taken(study: optuna.Study, below: int | None = None) -> int:
