@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -163,6 +162,18 @@ def start_server(model: Path, *args: str) -> tuple[subprocess.Popen, str]:
     raise AssertionError("the server did not come up in 60 s")
 
 
+def _unchunk(data: bytes) -> bytes:
+    out, rest = [], data
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(rest[:size])
+        rest = rest[size + 2 :]
+    return b"".join(out)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_finishes_the_requests_in_flight_then_exits_0(trained_model: Path, workers: int) -> None:
@@ -172,15 +183,26 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(trained_model: Pat
     try:
         assert post(f"{url}/predict", {"text": "great"})[0] == 200
         texts = ["a wonderful gripping film, superb acting and a moving story " * 20] * 20000
-        answers: list = []
-        worker = threading.Thread(target=lambda: answers.append(post(f"{url}/predict", {"texts": texts})))
-        worker.start()
-        time.sleep(0.5)  # the big request is being read or scored
-        proc.send_signal(signal.SIGTERM)
-        worker.join(timeout=120)
+        body = json.dumps({"texts": texts}).encode()
+        head = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+            # sendall returns once the kernel holds the rest: the server has read nearly all of the 24 MB, so
+            # the request is in flight (not merely queued) when the signal comes, however busy the machine
+            sock.sendall(head.encode() + body)
+            proc.send_signal(signal.SIGTERM)
+            chunks = []
+            while chunk := sock.recv(1 << 20):
+                chunks.append(chunk)
+        response = b"".join(chunks)
+        status, _, rest = response.partition(b"\r\n")
+        assert status.startswith(b"HTTP/1.1 200"), response[:300]
+        payload = rest.partition(b"\r\n\r\n")[2]
+        if b"transfer-encoding: chunked" in rest.partition(b"\r\n\r\n")[0].lower():
+            payload = _unchunk(payload)
+        assert len(json.loads(payload)["predictions"]) == 20000
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        (answer,) = answers
-        assert answer[0] == 200 and len(answer[1]["predictions"]) == 20000
     finally:
         if proc.poll() is None:
             proc.kill()
