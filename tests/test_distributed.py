@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,8 +20,10 @@ import numpy as np
 import pytest
 
 from _reliability import assert_bad_input
+from test_reliability_interrupt import Run
 
 SLOW_CLI = Path(__file__).with_name("slow_cli.py")
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
 BATCH = "training.batch_size=33"  # 240 training rows: 7 batches of 33, then 9 rows, split 5 / 4 between ranks
 
 
@@ -32,42 +33,14 @@ def weights(model_dir: Path) -> dict[str, np.ndarray]:
     return load_file(str(model_dir / "model.safetensors"))
 
 
-class Ranks:
+class Ranks(Run):
     """``torchrun --standalone --nproc_per_node=2 tests/slow_cli.py ARGS``, stderr collected as it comes."""
 
     def __init__(self, args: list, **env: str) -> None:
-        self.lines: list[str] = []
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-        self.proc = subprocess.Popen(
-            [*command, str(SLOW_CLI), *map(str, args)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "SENTIMENT_DIST_TIMEOUT": "60", **env},
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, start: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(line.startswith(start) for line in list(self.lines)):
-                return
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.02)
-        self.proc.kill()
-        raise AssertionError(f"never saw {start!r}; stderr: {self.lines}")
+        super().__init__(args, TORCHRUN, **{"SENTIMENT_DIST_TIMEOUT": "60", **env})
 
     def finish(self, timeout: float = 180) -> int:
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=10)
-        return code
+        return super().finish(timeout)
 
     def rank_pid(self, rank: int) -> int:
         """The process id of a rank (torchrun's child whose environment says RANK=rank)."""

@@ -188,12 +188,13 @@ def test_a_fresh_run_replaces_a_stale_checkpoint(cli, tiny_config: Path, interru
 
 
 class Run:
-    """`python tests/slow_cli.py ARGS` with its stderr collected line by line as it comes."""
+    """`python [LAUNCHER] tests/slow_cli.py ARGS` with its stderr collected line by line as it comes
+    (``launcher``: interpreter options before the script, e.g. ``-m torch.distributed.run ...``)."""
 
-    def __init__(self, args: list, **env: str) -> None:
+    def __init__(self, args: list, launcher: tuple[str, ...] = (), **env: str) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, str(SLOW_CLI), *map(str, args)],
+            [sys.executable, *launcher, str(SLOW_CLI), *map(str, args)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
