@@ -22,7 +22,6 @@ import pytest
 from _reliability import assert_bad_input
 from test_reliability_interrupt import Run
 
-SLOW_CLI = Path(__file__).with_name("slow_cli.py")
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
 BATCH = "training.batch_size=33"  # 240 training rows: 7 batches of 33, then 9 rows, split 5 / 4 between ranks
 
