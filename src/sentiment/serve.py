@@ -228,18 +228,16 @@ def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, work
     """Serve until SIGINT / SIGTERM; both finish the requests in flight, then return (exit status 0)."""
     import uvicorn
 
-    create_app(settings)  # fail here, before binding, on a missing or broken model directory
-    os.environ[ENV_SETTINGS] = settings.to_env()
+    app = create_app(settings)  # fails here, before binding, on a missing or broken model directory
     options = {
-        "factory": True,
         "host": host,
         "port": port,
-        "workers": workers,
         "log_level": "warning",
         "access_log": False,  # a line per request costs more than a prediction
         "timeout_graceful_shutdown": 30,
     }
-    server = uvicorn.Server(uvicorn.Config(APP, **options))
+    # One process serves the app just made; several import it by name (each loads the model once)
+    server = uvicorn.Server(uvicorn.Config(app, **options))
 
     def stop(signum: int, frame: object) -> None:
         # Before uvicorn takes the signals: stop as soon as it has started. After it gives them back, it
@@ -250,7 +248,8 @@ def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, work
     try:
         if workers > 1:
             # uvicorn's own supervisor: SIGTERM reaches every worker, each finishes its requests in flight
-            uvicorn.run(APP, **options)
+            os.environ[ENV_SETTINGS] = settings.to_env()
+            uvicorn.run(APP, factory=True, workers=workers, **options)
         else:
             server.run()
     finally:
