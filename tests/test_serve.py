@@ -70,6 +70,10 @@ def test_health_model_docs_and_page(client: TestClient, trained_model: Path) -> 
     ("body", "headers", "status", "message"),
     [
         (b'{"texts": ["a"', None, 400, "malformed JSON"),
+        (b"", None, 400, "malformed JSON"),
+        (b'{"text": "great \xff film"}', None, 400, "malformed JSON: invalid unicode"),
+        (b'{"texts": ' + b"[" * 500 + b"]" * 500 + b"}", None, 400, "malformed JSON: recursion limit"),
+        (b'{"text": 1e999}', None, 422, "'text' must be a string"),
         (b"texts=a", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported media type"),
         (b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "send application/json"),
         (b'["a"]', None, 422, "the body must be a JSON object"),
@@ -92,6 +96,13 @@ def test_bad_requests_get_a_4xx_naming_the_problem(
     response = client.post("/predict", content=body, headers=headers or {"content-type": "application/json"})
     assert response.status_code == status
     assert message in response.json()["error"]
+
+
+def test_a_byte_order_mark_is_allowed(client: TestClient) -> None:
+    response = client.post(
+        "/predict", content=b'\xef\xbb\xbf{"text": "great"}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200 and response.json()["predictions"][0]["text"] == "great"
 
 
 def test_other_4xx_are_json_too(client: TestClient) -> None:

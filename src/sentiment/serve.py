@@ -112,7 +112,8 @@ async def _texts(request: Request, settings: ServeSettings) -> tuple[list[str], 
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadRequest(415, f"unsupported media type '{content_type or 'none'}': send application/json")
-    body = await _read_body(request, settings.max_bytes)
+    # a UTF-8 byte-order mark before the JSON is allowed (RFC 8259 lets a parser ignore it; editors add it)
+    body = (await _read_body(request, settings.max_bytes)).removeprefix(b"\xef\xbb\xbf")
     try:
         payload = TextsRequest.model_validate_json(body)
     except ValidationError as exc:
