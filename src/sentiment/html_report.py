@@ -18,6 +18,7 @@ from typing import Any
 
 from sentiment.explain import Explanation, explain
 from sentiment.predictor import Predictor
+from sentiment.report import binary_per_class, metric_names
 
 REPORT = "report.html"
 MISTAKES = 20
@@ -57,20 +58,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") 
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-SCALARS = ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "hamming_loss", "roc_auc", "n")
-
-
 def metrics_section(metrics: dict[str, Any], labels: Sequence[str]) -> str:
     test, validation = metrics.get("test") or {}, metrics.get("validation") or {}
-    multi = isinstance(test.get("confusion_matrix"), list) or "hamming_loss" in test
-    rows = []
-    for key in SCALARS:
-        if test.get(key) is None:
-            continue
-        name = key + (" (macro)" if multi and key in ("precision", "recall", "f1") else "")
-        if key == "accuracy" and "hamming_loss" in test:
-            name = "accuracy (subset)"
-        rows.append([name, test[key], validation.get(key, "")])
+    shown = [*metric_names(test), *([("n", "n")] if "n" in test else [])]
+    rows = [[name, test[key], validation.get(key, "")] for name, key in shown]
     threshold = metrics.get("threshold")
     if isinstance(threshold, list):  # label sets: one per label, in label order
         rows.append(["thresholds", ", ".join(f"{t:.4f}" for t in threshold), ""])
@@ -105,16 +96,7 @@ def per_class_rows(test: dict[str, Any], labels: Sequence[str]) -> list[list[Any
             for name, f in test["per_class"].items()
         ]
     cm = test.get("confusion_matrix")
-    if not isinstance(cm, dict):
-        return []
-    rows = []
-    neg, pos = labels
-    for name, tp, fp, fn in ((neg, cm["tn"], cm["fn"], cm["fp"]), (pos, cm["tp"], cm["fp"], cm["fn"])):
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append([name, precision, recall, f1, tp + fn])
-    return rows
+    return [list(row) for row in binary_per_class(cm, *labels)] if isinstance(cm, dict) else []
 
 
 def plots_section(model_dir: Path) -> str:

@@ -36,15 +36,9 @@ def print_metrics(
     table.add_column("test" if validation else "value", justify="right")
     if validation:
         table.add_column("validation", justify="right")
-    multilabel = "hamming_loss" in metrics
-    multiclass = multilabel or isinstance(metrics["confusion_matrix"], list)
-    macro = " (macro)" if multiclass else ""
-    keys = ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "hamming_loss", "roc_auc")
-    for key in keys:
-        if metrics.get(key) is None:
-            continue
-        name = "accuracy (subset)" if multilabel and key == "accuracy" else key
-        row = [name + (macro if key in ("precision", "recall", "f1") else ""), f"{metrics[key]:.4f}"]
+    multiclass = "hamming_loss" in metrics or isinstance(metrics["confusion_matrix"], list)
+    for name, key in metric_names(metrics):
+        row = [name, f"{metrics[key]:.4f}"]
         if validation:
             row.append(f"{validation[key]:.4f}" if validation.get(key) is not None else "")
         table.add_row(*row)
@@ -115,17 +109,44 @@ def print_report_location(model_dir: Path) -> None:
     )
 
 
+METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "hamming_loss", "roc_auc")
+
+
+def metric_names(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """(shown name, key) of each headline metric present: "(macro)" for averages over several classes,
+    "accuracy (subset)" for label sets. The terminal table and report.html both list these."""
+    multilabel = "hamming_loss" in metrics
+    multiclass = multilabel or isinstance(metrics.get("confusion_matrix"), list)
+    names = []
+    for key in METRIC_KEYS:
+        if metrics.get(key) is None:
+            continue
+        name = "accuracy (subset)" if multilabel and key == "accuracy" else key
+        names.append(
+            (name + (" (macro)" if multiclass and key in ("precision", "recall", "f1") else ""), key)
+        )
+    return names
+
+
+def binary_per_class(cm: dict[str, int], neg: str, pos: str) -> list[tuple[str, float, float, float, int]]:
+    """(class, precision, recall, f1, support) of both classes, from a binary confusion matrix."""
+    rows = []
+    for name, tp, fp, fn in ((neg, cm["tn"], cm["fn"], cm["fp"]), (pos, cm["tp"], cm["fp"], cm["fn"])):
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append((name, precision, recall, f1, tp + fn))
+    return rows
+
+
 def _per_class_table(cm: dict[str, int], neg: str, pos: str) -> Any:
     from rich.table import Table
 
     table = Table(title="Per class", title_justify="left")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
-    for name, tp, fp, fn in ((neg, cm["tn"], cm["fn"], cm["fp"]), (pos, cm["tp"], cm["fp"], cm["fn"])):
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        table.add_row(name, f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", str(tp + fn))
+    for name, precision, recall, f1, support in binary_per_class(cm, neg, pos):
+        table.add_row(name, f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", str(support))
     return table
 
 
