@@ -20,12 +20,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+# Chromium flags for a sandboxed machine with no network: no sandbox (root), no GPU, no background
+# connections (refused here, many at a time). tests/test_browser.py launches with the same flags.
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 REVIEW = (
     "A gripping, beautifully shot film. The plot drags in the middle and the dialogue is clumsy at times, "

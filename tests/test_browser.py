@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
 from test_explain import MARKER, marked_model  # noqa: F401  (a fixture: a model with a marker word)
 from test_serve import start_server
 
@@ -20,16 +21,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
 ]
-# Flags for a sandboxed CI machine with no network: no sandbox (root), no GPU, no background connections.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = load_script("screenshots").ARGS  # the README screenshots' chromium flags
 
 
 @pytest.fixture(scope="module")

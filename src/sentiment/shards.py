@@ -16,8 +16,12 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sentiment.errors import DataError, SentimentError
+
+if TYPE_CHECKING:
+    from sentiment.predictor import Predictor
 
 ENGINES = ("local", "dask")
 SHARD_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
@@ -66,7 +70,7 @@ def output_paths(shards: list[Path], output_dir: Path) -> list[Path]:
     return outputs
 
 
-def score_shard(predictor: object, shard: Path, output: Path, text_column: str | None) -> int:
+def score_shard(predictor: Predictor, shard: Path, output: Path, text_column: str | None) -> int:
     """Predict every row of one shard and write its CSV (as ``predict --file --output`` does)."""
     from sentiment.report import read_text_table, write_predictions_csv
 
