@@ -27,6 +27,37 @@ def test_frequent_ngrams_counts_texts_and_needs_known_words() -> None:
     assert np.allclose(ngram_vectors(["not good"], {"not": 0, "good": 1}, vectors), [[0.5, 0.5]])
 
 
+def _reference(
+    texts: list[list[str]], n: int, min_count: int, known: dict[str, int]
+) -> list[tuple[str, int]]:
+    """The definition, by string sets: texts holding each 2..n-gram of known words."""
+    from collections import Counter
+
+    df: Counter[str] = Counter()
+    for tokens in texts:
+        grams = {" ".join(tokens[i : i + k]) for k in range(2, n + 1) for i in range(len(tokens) - k + 1)}
+        df.update(g for g in grams if all(w in known for w in g.split(" ")))
+    return sorted(((g, c) for g, c in df.items() if c >= min_count), key=lambda gc: (-gc[1], gc[0]))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_vectorised_counting_equals_counting_strings(n: int) -> None:
+    import random
+
+    rng = random.Random(n)
+    words = [f"w{i}" for i in range(12)]
+    texts = [rng.choices(words, k=rng.randint(0, 9)) for _ in range(300)]
+    known = {
+        w: i for i, w in enumerate(words[:10])
+    }  # w10 and w11 are unknown: n-grams with them are not kept
+    got = frequent_ngrams(texts, n, min_count=3, max_ngrams=None, known=known)
+    assert got == _reference(texts, n, 3, known) and len(got) > 50
+    assert frequent_ngrams(texts, n, 3, max_ngrams=7, known=known) == got[:7]
+    # a vocabulary so large that trigram keys would overflow int64 counts the strings instead, alike
+    huge = {**known, **{f"pad{i}": 10 + i for i in range(2_100_000)}} if n == 3 else known
+    assert frequent_ngrams(texts, n, 3, None, huge) == got
+
+
 @pytest.mark.parametrize(
     ("fine_tune", "pooling"), [(True, "tfidf"), (True, "nb"), (False, "mean"), (False, "nb")]
 )

@@ -223,6 +223,14 @@ class ModelConfig(_Section):
         lt=1,
         description="Fine-tuning only: drop this fraction of tokens from each text in training.",
     )
+    wide: bool = Field(
+        False,
+        description=(
+            "Fine-tuning only: wide and deep. Add to the MLP's logits a learnt weight per token (word or "
+            "n-gram) present in the text, each starting from its NB log-count ratio (fast.ai's NB-weighted "
+            "bag, after NBSVM); with more labels, one weight per token and label (one-vs-rest ratios)."
+        ),
+    )
 
     @field_validator("hidden_dims")
     @classmethod
@@ -240,6 +248,7 @@ class TrainingConfig(_Section):
     embedding_lr: float | None = Field(
         None, gt=0, description="Fine-tuning only: learning rate of the word vectors (default: lr)."
     )
+    wide_lr: float = Field(0.02, gt=0, description="model.wide only: learning rate of the wide weights.")
     lr_schedule: Literal["none", "cosine", "plateau"] = Field("none", description="Learning-rate schedule.")
     patience: int = Field(
         3, ge=0, description="Early stopping: epochs without improvement before stopping (0 disables)."
@@ -332,6 +341,8 @@ class Config(_Section):
 
 def check_compatible(config: Config) -> None:
     """Settings that are valid alone but not together."""
+    if config.model.wide and not config.model.fine_tune_embeddings:
+        raise ConfigError("model.wide needs model.fine_tune_embeddings=true (the wide part reads token ids)")
     if config.model.fine_tune_embeddings and config.features.pooling == "mean_max":
         raise ConfigError("features.pooling=mean_max cannot be combined with model.fine_tune_embeddings=true")
     if config.model.fine_tune_embeddings and config.features.normalize:

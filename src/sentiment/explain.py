@@ -11,6 +11,8 @@ token vectors, so removing a word's tokens from the mean and running the very sa
 counterfactual "this text without this word", not an approximation of the network (as gradients would be).
 For the (weighted) mean poolings the occluded means are computed in closed form, one row per word:
 (S - sum of the word's weighted vectors) / (W - sum of its weights); ``mean_max`` re-pools each occluded text.
+A wide part (``model.wide``) adds its sum over the text's distinct tokens: without the word, the tokens whose
+every occurrence it covered leave that sum (``sentiment.wide.occluded_logits``).
 
 NumPy only, like ``sentiment.predictor``: ``sentiment explain`` and the server pay no torch import.
 """
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment import wide as wide_part
 from sentiment.errors import SentimentError
 from sentiment.ngrams import add_ngrams
 from sentiment.pooling import WEIGHTED_POOLINGS
@@ -90,9 +93,12 @@ class Explanation:
         }
 
 
-def class_probabilities(predictor: Predictor, x: np.ndarray) -> np.ndarray:
-    """(rows, labels): every label's probability for feature rows ``x`` (binary: [1 - p, p])."""
-    probs = predictor.mlp.forward(x)
+def class_probabilities(predictor: Predictor, x: np.ndarray, wide: np.ndarray | None = None) -> np.ndarray:
+    """(rows, labels): every label's probability for feature rows ``x`` (binary: [1 - p, p]); ``wide``: the
+    rows' wide-part logits, for a model that has one."""
+    mlp = predictor.mlp
+    z = mlp.logits(x) if mlp.wide is None else mlp.deep_logits(x) + wide
+    probs = mlp.probabilities(z)
     if probs.ndim == 1:
         return np.stack([1.0 - probs, probs], axis=1)
     return probs
@@ -143,6 +149,12 @@ def _text_tokens(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray
     return words, np.asarray(ids, dtype=np.int64), cover
 
 
+def _occluded_wide(predictor: Predictor, ids: np.ndarray, cover: Cover) -> np.ndarray | None:
+    """The wide part's logits for the rows of ``_occluded_features`` (None: the model has no wide part)."""
+    weights = predictor.mlp.wide
+    return None if weights is None else wide_part.occluded_logits(ids, cover, weights)
+
+
 def _occluded_features(predictor: Predictor, ids: np.ndarray, cover: Cover) -> np.ndarray:
     """Feature rows: the whole text first, then the text without word i, for every word i."""
     features = predictor.features
@@ -191,7 +203,8 @@ def explain(predictor: Predictor, texts: Sequence[str], label: str | None = None
     for text, prediction in zip(texts, predictions, strict=True):
         c = _label_index(predictor, label, prediction)
         words, ids, cover = _text_tokens(predictor, text)
-        odds = log_odds(class_probabilities(predictor, _occluded_features(predictor, ids, cover))[:, c])
+        x, wide = _occluded_features(predictor, ids, cover), _occluded_wide(predictor, ids, cover)
+        odds = log_odds(class_probabilities(predictor, x, wide)[:, c])
         weights = odds[0] - odds[1:]
         known = cover.known_words()
         spans = locate(text, words, predictor)
@@ -213,16 +226,18 @@ def top_words(
     names: list[str] = []  # the word of every known occurrence, in order
     weights: list[np.ndarray] = []  # (occurrences, labels) blocks, in the same order
     for first in range(0, len(texts), TOP_WORDS_CHUNK):
-        rows, blocks = [], []
+        rows, wides, blocks = [], [], []
         for text in texts[first : first + TOP_WORDS_CHUNK]:
             words, ids, cover = _text_tokens(predictor, text)
             if len(ids):
                 rows.append(_occluded_features(predictor, ids, cover))
+                wides.append(_occluded_wide(predictor, ids, cover))
                 blocks.append((words, np.flatnonzero(cover.known_words())))
         if not rows:
             continue
         # one forward pass for a chunk of texts: many small matrix products cost more than one large one
-        odds = log_odds(class_probabilities(predictor, np.vstack(rows)))
+        wide = None if wides[0] is None else np.vstack(wides)
+        odds = log_odds(class_probabilities(predictor, np.vstack(rows), wide))
         start = 0
         for x, (words, known) in zip(rows, blocks, strict=True):
             block = odds[start : start + len(x)]

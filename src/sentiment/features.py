@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sentiment.pooling import POOLINGS, output_dim, pool
+from sentiment.text import distinct_tokens
 
 if TYPE_CHECKING:
     from sentiment.config import FeaturesConfig
@@ -30,9 +31,8 @@ EMBEDDINGS, WORD_WEIGHTS, FEATURE_MEAN, FEATURE_STD = (
 
 def idf_weights(bags: TokenBags, vocab_size: int) -> np.ndarray:
     """Smoothed inverse document frequency of every token over the given texts (scikit-learn's formula)."""
-    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
-    pairs = np.unique(doc * vocab_size + bags.ids)
-    df = np.bincount(pairs % vocab_size, minlength=vocab_size)
+    _, tokens = distinct_tokens(bags, vocab_size)
+    df = np.bincount(tokens, minlength=vocab_size)
     return (np.log((1 + len(bags)) / (1 + df)) + 1).astype(np.float32)
 
 
@@ -42,37 +42,41 @@ def sif_weights(counts: np.ndarray, a: float) -> np.ndarray:
     return (a / (a + p)).astype(np.float32)
 
 
-def nb_weights(
-    bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float, floor: float
-) -> np.ndarray:
-    """|log-count ratio| + ``floor`` of every token: how strongly it leans to one class (Wang & Manning 2012);
-    with more than two classes, the largest of the one-vs-rest ratios.
+def nb_ratios(bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float) -> np.ndarray:
+    """(vocabulary, outputs) signed Naive Bayes log-count ratio of every token (Wang & Manning 2012): binary,
+    one column (class 1 against class 0); more classes, one per class against the rest; label sets, one per
+    label (its texts against those without it).
 
-    The ratio compares the share of positive and of negative training texts that contain the token, each
-    smoothed by ``alpha``; tokens saying little about the label (ratio near 0) then count little in the mean.
+    The ratio compares the share of the class's training texts that contain the token with the share of the
+    other texts, each count smoothed by ``alpha``.
     """
-    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
-    pairs = np.unique(doc * vocab_size + bags.ids)  # a token counts once per text, as in NBSVM
-    words, rows = pairs % vocab_size, pairs // vocab_size
+    rows, words = distinct_tokens(bags, vocab_size)  # a token counts once per text, as in NBSVM
     labels = np.asarray(labels)
     row_labels = labels[rows]
-    strongest = np.zeros(vocab_size)
-    # Binary: class 1 against class 0. More classes: each one against the rest, the strongest lean kept.
-    # Label sets (rows x labels): each label's texts against those without it.
     multilabel = labels.ndim == 2
-    for c in (
-        range(labels.shape[1])
-        if multilabel
-        else [1]
-        if int(np.max(labels, initial=0)) <= 1
-        else range(int(np.max(labels)) + 1)
-    ):
+    if multilabel:
+        classes = range(labels.shape[1])
+    elif int(np.max(labels, initial=0)) <= 1:
+        classes = range(1, 2)
+    else:
+        classes = range(int(np.max(labels)) + 1)
+    out = np.zeros((vocab_size, len(classes)), dtype=np.float32)
+    for column, c in enumerate(classes):
         positive = row_labels[:, c] == 1 if multilabel else row_labels == c
         pos = np.bincount(words[positive], minlength=vocab_size) + alpha
         neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
-        ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
-        strongest = np.maximum(strongest, np.abs(ratio))
-    return (strongest + floor).astype(np.float32)
+        out[:, column] = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
+    return out
+
+
+def nb_weights(
+    bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float, floor: float
+) -> np.ndarray:
+    """|log-count ratio| + ``floor`` of every token: how strongly it leans to one class; with more than two
+    classes (or label sets), the strongest of its one-vs-rest leans. Tokens saying little about the label
+    (ratio near 0) then count little in the mean."""
+    ratios = nb_ratios(bags, labels, vocab_size, alpha)
+    return (np.abs(ratios).max(axis=1) + floor).astype(np.float32)
 
 
 @dataclass
@@ -88,6 +92,8 @@ class Features:
     weights_: np.ndarray | None = None  # (vocab,) weight of each token in the mean, or None: plain mean
     mean_: np.ndarray | None = None  # (dim,) standardisation, when normalize
     std_: np.ndarray | None = None
+    # (vocab, outputs) signed NB ratios for the wide part (model.wide); training only, not saved
+    ratios_: np.ndarray | None = None
 
     @classmethod
     def from_config(cls, config: FeaturesConfig) -> Features:
@@ -99,8 +105,19 @@ class Features:
         self._check_fitted()
         return output_dim(self.pooling, self.vectors_.shape[1])
 
-    def fit(self, bags: TokenBags, labels: np.ndarray, vectors: np.ndarray, counts: np.ndarray) -> Features:
+    def fit(
+        self,
+        bags: TokenBags,
+        labels: np.ndarray,
+        vectors: np.ndarray,
+        counts: np.ndarray,
+        *,
+        ratios: bool = False,
+    ) -> Features:
+        """Learn from the training texts; ``ratios``: also their signed NB ratios (``ratios_``)."""
         self.fit_transform(bags, labels, vectors, counts, transform=False)
+        if ratios:
+            self.ratios_ = nb_ratios(bags, labels, len(vectors), self.nb_alpha)
         return self
 
     def fit_transform(
@@ -139,9 +156,9 @@ class Features:
             x = (x - self.mean_) / self.std_
         return x
 
-    def with_vectors(self, vectors: np.ndarray) -> Features:
+    def with_vectors(self, vectors: np.ndarray, **changes: Any) -> Features:
         """The same fitted features over other token vectors (the fine-tuned ones, after training)."""
-        return replace(self, vectors_=vectors)
+        return replace(self, vectors_=vectors, **changes)
 
     def _check_fitted(self) -> None:
         if self.vectors_ is None:

@@ -7,8 +7,14 @@ the predictor loads them back and runs ``forward`` without torch (a test checks 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from sentiment import wide as wide_part
+
+if TYPE_CHECKING:
+    from sentiment.text import TokenBags
 
 
 def _gelu_tanh(x: np.ndarray) -> np.ndarray:
@@ -41,6 +47,7 @@ class MLPWeights:
     layers: list[tuple[np.ndarray, np.ndarray]]
     activation: str
     head: str = "sigmoid"  # sigmoid: one probability per output; softmax: the outputs share one distribution
+    wide: np.ndarray | None = None  # (vocabulary, outputs): the wide part's token weights (sentiment.wide)
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -56,8 +63,17 @@ class MLPWeights:
     def outputs(self) -> int:
         return int(self.layers[-1][0].shape[0])
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """(rows, outputs) pre-activation scores of the last layer, in float64 for accuracy."""
+    def logits(self, x: np.ndarray, bags: TokenBags | None = None) -> np.ndarray:
+        """(rows, outputs) pre-activation scores of the last layer, in float64 for accuracy; with a wide
+        part, plus its sum over each text's tokens (``bags``, the texts of the rows ``x``)."""
+        z = self.deep_logits(x)
+        if self.wide is not None:
+            if bags is None:
+                raise ValueError("this model has a wide part: pass the texts' token bags")
+            z += wide_part.logits(bags, self.wide)
+        return z
+
+    def deep_logits(self, x: np.ndarray) -> np.ndarray:
         act = ACTIVATIONS[self.activation]
         h = x.astype(np.float64, copy=False)
         for i, (weight, bias) in enumerate(self.layers):
@@ -66,10 +82,13 @@ class MLPWeights:
                 h = act(h)
         return h
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, bags: TokenBags | None = None) -> np.ndarray:
         """One sigmoid output: the probability of the positive class per row. More outputs: each row's
         probability of every class (softmax), or of every label on its own (sigmoid head: multilabel)."""
-        z = self.logits(x)
+        return self.probabilities(self.logits(x, bags))
+
+    def probabilities(self, z: np.ndarray) -> np.ndarray:
+        """What ``forward`` returns, from the (rows, outputs) logits."""
         if self.outputs == 1:
             return sigmoid(z[:, 0])
         if self.head == "sigmoid":  # multilabel: each label on its own
@@ -82,12 +101,13 @@ class MLPWeights:
         for i, (weight, bias) in enumerate(self.layers):
             w_name, b_name = layer_names(i)
             out[w_name], out[b_name] = weight, bias
+        if self.wide is not None:
+            out[wide_part.WIDE] = self.wide
         return out
 
     @classmethod
     def from_tensors(
         cls, tensors: dict[str, np.ndarray], activation: str, n_layers: int, head: str = "sigmoid"
     ) -> MLPWeights:
-        return cls(
-            [tuple(tensors[name] for name in layer_names(i)) for i in range(n_layers)], activation, head
-        )
+        layers = [tuple(tensors[name] for name in layer_names(i)) for i in range(n_layers)]
+        return cls(layers, activation, head, tensors.get(wide_part.WIDE))

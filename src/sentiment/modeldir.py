@@ -325,6 +325,9 @@ def _check(model_dir: Path, model: SavedModel) -> None:
             f"{where}: MLP input size {model.mlp.input_dim} does not match features of size "
             f"{model.features.dim}"
         )
+    wide = model.mlp.wide
+    if wide is not None and (wide.ndim != 2 or wide.shape != (len(model.encoder.vocab), model.mlp.outputs)):
+        raise ModelDirError(f"{where}: wide weights {wide.shape} do not match vocab.json and the outputs")
     binary = model.meta.task == "binary" or (model.meta.task is None and model.mlp.outputs == 1)
     if model.mlp.outputs != (1 if binary else len(model.meta.labels)):
         raise ModelDirError(f"{where}: {model.mlp.outputs} outputs for labels {model.meta.labels}")

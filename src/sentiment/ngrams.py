@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import chain, repeat
 
 import numpy as np
+
+from sentiment.arrays import unique_sorted
 
 SEPARATOR = " "
 
@@ -25,25 +28,63 @@ def add_ngrams(tokens: Sequence[str], n: int) -> list[str]:
 
 
 def frequent_ngrams(
-    token_lists: Iterable[Sequence[str]],
+    token_lists: Sequence[Sequence[str]],
     n: int,
     min_count: int,
     max_ngrams: int | None,
-    known: set[str] | dict[str, int],
+    known: dict[str, int],
 ) -> list[tuple[str, int]]:
-    """(n-gram, number of texts) for 2..n-grams in at least ``min_count`` texts whose words are all ``known``,
-    most frequent first."""
-    df: Counter[str] = Counter()
-    for tokens in token_lists:
-        grams: set[str] = set()
-        for size in range(2, n + 1):
-            grams.update(SEPARATOR.join(tokens[i : i + size]) for i in range(len(tokens) - size + 1))
-        df.update(grams)
-    kept = [(g, c) for g, c in df.items() if c >= min_count and all(w in known for w in g.split(SEPARATOR))]
+    """(n-gram, number of texts) for 2..n-grams in at least ``min_count`` texts whose words are all ``known``
+    (word -> id), most frequent first, ties in text order.
+
+    Counted on word ids, vectorised: an n-gram is its ids in base ``len(known)``, and only the n-grams kept
+    become strings (on IMDB trigrams, 25,000 texts: seconds instead of the half minute string sets took).
+    """
+    base = max(len(known), 1)
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    total = int(lengths.sum())
+    ids = np.fromiter(map(known.get, chain.from_iterable(token_lists), repeat(-1)), np.int64, count=total)
+    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
+    words = np.empty(base, dtype=object)
+    for word, i in known.items():
+        words[i] = word
+    kept: list[tuple[str, int]] = []
+    for size in range(2, n + 1):
+        if base**size >= 2**63:  # keys would overflow int64: count the strings instead
+            kept += _frequent_by_strings(token_lists, size, min_count, known)
+            continue
+        starts = np.arange(max(total - size + 1, 0))
+        ok = doc[starts] == doc[starts + size - 1] if len(starts) else np.zeros(0, dtype=bool)
+        key = np.zeros(len(starts), dtype=np.int64)
+        for k in range(size):
+            ok &= ids[starts + k] >= 0
+            key = key * base + np.maximum(ids[starts + k], 0)
+        key, where = key[ok], doc[starts[ok]]
+        order = np.lexsort((where, key))
+        key, where = key[order], where[order]
+        first = np.ones(len(key), dtype=bool)  # the first (n-gram, text) pair of each run
+        first[1:] = (key[1:] != key[:-1]) | (where[1:] != where[:-1])
+        grams, df = unique_sorted(key[first])
+        grams, df = grams[df >= min_count], df[df >= min_count]
+        parts = []
+        for _ in range(size):  # the last word is the lowest digit
+            parts.append(words[grams % base])
+            grams = grams // base
+        texts = zip(*reversed(parts), strict=True)
+        kept += [(SEPARATOR.join(g), int(c)) for g, c in zip(texts, df.tolist(), strict=True)]
     kept.sort(key=lambda gc: (-gc[1], gc[0]))  # deterministic order: count, then text
     if max_ngrams is not None:
         kept = kept[:max_ngrams]
     return kept
+
+
+def _frequent_by_strings(
+    token_lists: Iterable[Sequence[str]], size: int, min_count: int, known: dict[str, int]
+) -> list[tuple[str, int]]:
+    df: Counter[str] = Counter()
+    for tokens in token_lists:
+        df.update({SEPARATOR.join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)})
+    return [(g, c) for g, c in df.items() if c >= min_count and all(w in known for w in g.split(SEPARATOR))]
 
 
 def ngram_vectors(ngrams: Sequence[str], index: dict[str, int], vectors: np.ndarray) -> np.ndarray:

@@ -234,7 +234,8 @@ def fit_features(config: Config, prepared: Prepared) -> tuple[Features, np.ndarr
     features = Features.from_config(config.features)
     train_bags, y = prepared.bags["train"], prepared.labels["train"]
     if config.model.fine_tune_embeddings:  # the model pools its own (trainable) vectors
-        return features.fit(train_bags, y, prepared.vectors, prepared.counts), None
+        fitted = features.fit(train_bags, y, prepared.vectors, prepared.counts, ratios=config.model.wide)
+        return fitted, None
     return features, features.fit_transform(train_bags, y, prepared.vectors, prepared.counts)
 
 
@@ -308,7 +309,13 @@ def _build(config: Config, features: Features, classes: Classes) -> tuple[nn.Mod
 
     multilabel = classes.task == "multilabel"
     return build_classifier(
-        config, features.vectors_, features.weights_, features.dim, classes.outputs, multilabel=multilabel
+        config,
+        features.vectors_,
+        features.weights_,
+        features.dim,
+        classes.outputs,
+        multilabel=multilabel,
+        wide_ratios=features.ratios_,
     )
 
 
@@ -510,5 +517,5 @@ def saved_model(
         prepared_cache_hit=prepared.cache_hit,
     )
     if tuned_vectors is not None:
-        features = features.with_vectors(tuned_vectors)
+        features = features.with_vectors(tuned_vectors, ratios_=None)
     return SavedModel(meta, prepared.encoder, features, mlp)

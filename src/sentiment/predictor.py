@@ -97,7 +97,7 @@ class Predictor:
         probs, known = [], []
         for start in range(0, len(texts), batch_size):
             bags = self.encode(texts[start : start + batch_size])
-            probs.append(self.mlp.forward(self.features.transform(bags)))
+            probs.append(self.mlp.forward(self.features.transform(bags), bags))
             known.append(self.encoder.known_words(bags))
         if not probs:
             shape = (0, self.mlp.outputs) if self.mlp.outputs > 1 else (0,)

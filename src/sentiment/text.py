@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sentiment.arrays import unique_sorted
 from sentiment.ngrams import SEPARATOR as NGRAM_SEPARATOR
 from sentiment.ngrams import add_ngrams
 from sentiment.phrases import apply_phrases
@@ -43,6 +44,13 @@ class TokenBags:
         # index of each output token in self.ids: start of its row + position inside the row
         pos = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
         return TokenBags(self.ids[np.repeat(starts, lengths) + pos], offsets)
+
+
+def distinct_tokens(bags: TokenBags, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(text index, token id) of every distinct token of every text, sorted by text."""
+    doc = np.repeat(np.arange(len(bags), dtype=np.int64), bags.lengths)
+    pairs, _ = unique_sorted(doc * vocab_size + bags.ids)
+    return pairs // vocab_size, pairs % vocab_size
 
 
 def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> TokenBags:
