@@ -60,7 +60,7 @@ def nb_ratios(bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float
         classes = range(1, 2)
     else:
         classes = range(int(np.max(labels)) + 1)
-    out = np.zeros((vocab_size, len(classes)), dtype=np.float32)
+    out = np.zeros((vocab_size, len(classes)))  # float64: nb_weights rounds once, at its end
     for column, c in enumerate(classes):
         positive = row_labels[:, c] == 1 if multilabel else row_labels == c
         pos = np.bincount(words[positive], minlength=vocab_size) + alpha

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sentiment.explain import Explanation, explain
 from sentiment.predictor import Predictor
 from sentiment.report import binary_per_class, metric_names
@@ -154,10 +156,19 @@ def highlighted(explanation: Explanation) -> str:
 
 
 def confident_mistakes(
-    predictor: Predictor, texts: list[str], truth: list[Any], n: int = MISTAKES, workers: int = 1
+    predictor: Predictor,
+    texts: list[str],
+    truth: list[Any],
+    n: int = MISTAKES,
+    workers: int = 1,
+    probs: np.ndarray | None = None,
 ) -> list[tuple[Explanation, str]]:
-    """The ``n`` test texts the model got wrong with the most confidence, explained; with their true label."""
-    predictions = predictor.predict(texts, workers=workers)
+    """The ``n`` test texts the model got wrong with the most confidence, explained; with their true label.
+    ``probs``: the texts' probabilities when already known (``train`` has them), else they are predicted."""
+    if probs is not None and len(probs) == len(texts):
+        predictions = predictor.decide(texts, probs, np.zeros(len(texts), dtype=np.int64))
+    else:
+        predictions = predictor.predict(texts, workers=workers)
     wrong = []
     for i, (p, true) in enumerate(zip(predictions, truth, strict=True)):
         if predictor.multilabel:
@@ -200,11 +211,16 @@ def mistakes_section(mistakes: list[tuple[Explanation, str]], total: int) -> str
 
 
 def build(
-    model_dir: Path, predictor: Predictor | None = None, workers: int = 1, shown_as: Path | None = None
+    model_dir: Path,
+    predictor: Predictor | None = None,
+    workers: int = 1,
+    shown_as: Path | None = None,
+    test_probs: np.ndarray | None = None,
 ) -> str:
     """The report page of a model directory, as a string. ``workers``: processes scoring the test split (1
     inside ``train``, whose process holds torch's threads and should not fork); ``shown_as``: the path to
-    name on the page (``train`` writes it into a temporary directory that is then renamed)."""
+    name on the page (``train`` writes it into a temporary directory that is then renamed); ``test_probs``:
+    the saved test rows' probabilities, when known (``train``: scoring them again took 3-5 s on IMDB)."""
     from sentiment.modeldir import read_test_rows
 
     predictor = predictor or Predictor.load(model_dir)
@@ -216,7 +232,7 @@ def build(
         texts, truth = read_test_rows(model_dir)
     except Exception:  # an old or partial directory: the rest of the report still helps
         texts, truth = [], []
-    mistakes = confident_mistakes(predictor, texts, truth, workers=workers) if texts else []
+    mistakes = confident_mistakes(predictor, texts, truth, workers=workers, probs=test_probs) if texts else []
     rows = meta.data.get("rows") if isinstance(meta.data, dict) else None
     facts = [
         ["task", meta.task or "binary"],
@@ -256,12 +272,16 @@ def build(
 
 
 def write(
-    model_dir: Path, predictor: Predictor | None = None, workers: int = 1, shown_as: Path | None = None
+    model_dir: Path,
+    predictor: Predictor | None = None,
+    workers: int = 1,
+    shown_as: Path | None = None,
+    test_probs: np.ndarray | None = None,
 ) -> Path:
     """Write ``report.html`` into a model directory (atomically: a reader never sees half a page)."""
     from sentiment.atomic import write_atomic
 
-    page = build(model_dir, predictor, workers, shown_as)
+    page = build(model_dir, predictor, workers, shown_as, test_probs)
     path = model_dir / REPORT
     write_atomic(path, page)
     return path

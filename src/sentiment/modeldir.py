@@ -141,7 +141,7 @@ def save(target: Path, config: Config, model: SavedModel, report: RunReport) -> 
             labels=tuple(model.meta.labels),
         )
         # last: it reads the files above back, as `sentiment report` does for any model directory
-        html_report.write(staging, Predictor(model, staging), shown_as=target)
+        html_report.write(staging, Predictor(model, staging), shown_as=target, test_probs=report.test_probs)
     remember_last_model(target)
     return target
 

@@ -88,9 +88,19 @@ def _frequent_by_strings(
 
 
 def ngram_vectors(ngrams: Sequence[str], index: dict[str, int], vectors: np.ndarray) -> np.ndarray:
-    """Each n-gram's starting vector: the mean of its words' vectors."""
+    """Each n-gram's starting vector: the mean of its words' vectors (gathered a size at a time: a loop per
+    n-gram took 7 s for IMDB's 300,000 bigrams)."""
     out = np.zeros((len(ngrams), vectors.shape[1]), dtype=np.float32)
+    by_size: dict[int, tuple[list[int], list[list[int]]]] = {}
     for row, gram in enumerate(ngrams):
         ids = [index[w] for w in gram.split(SEPARATOR)]
-        out[row] = vectors[ids].mean(axis=0)
+        rows, members = by_size.setdefault(len(ids), ([], []))
+        rows.append(row)
+        members.append(ids)
+    for size, (rows, members) in by_size.items():
+        ids = np.asarray(members, dtype=np.int64)
+        total = vectors[ids[:, 0]].astype(np.float32)
+        for k in range(1, size):
+            total += vectors[ids[:, k]]
+        out[rows] = total / np.float32(size)
     return out

@@ -106,6 +106,11 @@ class Predictor:
 
     def predict(self, texts: Sequence[str], workers: int = 1) -> list[Prediction]:
         probs, known = self.predict_proba(texts, workers=workers)
+        return self.decide(texts, probs, known)
+
+    def decide(self, texts: Sequence[str], probs: np.ndarray, known: np.ndarray) -> list[Prediction]:
+        """Predictions from ``predict_proba``'s output (or probabilities computed elsewhere, in the same
+        layout): the label(s) each text gets."""
         labels = self.labels
         if self.multilabel:  # every label at or above its threshold
             cuts = np.asarray(self.thresholds)
