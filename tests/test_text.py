@@ -70,3 +70,20 @@ def test_ngram_ids_by_word_ids_equal_ngram_strings() -> None:
     slow = encode([add_ngrams(t, 3) for t in texts], encoder.index)
     assert np.array_equal(fast.ids, slow.ids) and np.array_equal(fast.offsets, slow.offsets)
     assert (fast.ids >= len(known)).sum() > 100  # plenty of bigrams and trigrams were found
+
+
+def test_a_few_texts_skip_the_ngram_tables_to_the_same_ids() -> None:
+    """`predict` of one review should not build the look-up tables of every n-gram; its ids are the same."""
+    import random
+
+    rng = random.Random(6)
+    known = [f"w{i}" for i in range(20)]
+    grams = sorted({" ".join(rng.choices(known, k=2)) for _ in range(100)})
+    encoder = TextEncoder(TokenizerSettings(), frozenset(), 2, known + grams, len(known))
+    texts = [" ".join(rng.choices(known, k=12)) for _ in range(5)]
+    few = encoder.encode(texts)
+    assert "_ngram_tables" not in encoder.__dict__  # the string path ran
+    assert (few.ids >= len(known)).sum() > 5  # and found bigrams
+    encoder._ngram_tables  # noqa: B018 -- now built: the vectorised path runs
+    again = encoder.encode(texts)
+    assert np.array_equal(few.ids, again.ids) and np.array_equal(few.offsets, again.offsets)

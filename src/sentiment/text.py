@@ -76,6 +76,9 @@ def concat_bags(parts: Sequence[TokenBags]) -> TokenBags:
     return TokenBags(np.concatenate([p.ids for p in parts]), np.concatenate(offsets))
 
 
+NGRAM_TABLES_MIN_TEXTS = 2000
+
+
 @dataclass
 class TextEncoder:
     """How a text becomes token ids: ``tokenize`` -> phrases -> n-grams -> vocabulary look-up.
@@ -175,7 +178,14 @@ class TextEncoder:
     def encode(self, texts: Sequence[str], chunk: int = 4096) -> TokenBags:
         """Ids of raw texts, a chunk at a time: one chunk's tokens are held at most."""
         index, settings, phrases, n = self.index, self.settings, self.phrases, self.ngrams
-        if n > 1 and self._ngram_tables is not None:
+        # The vectorised n-gram look-up pays for its tables (1.5 s for 300,000 bigrams) only on many texts:
+        # a few texts (a `predict` of one review) join their n-grams as strings, to the same ids.
+        tables_built = "_ngram_tables" in self.__dict__
+        if (
+            n > 1
+            and (tables_built or len(texts) >= NGRAM_TABLES_MIN_TEXTS)
+            and self._ngram_tables is not None
+        ):
             return concat_bags(
                 [
                     self._encode_with_ngrams([self.words(t) for t in texts[i : i + chunk]])
