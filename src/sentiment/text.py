@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.arrays import unique_sorted
-from sentiment.ngrams import SEPARATOR as NGRAM_SEPARATOR
-from sentiment.ngrams import add_ngrams
+from sentiment.ngrams import add_ngrams, ngram_word_ids
 from sentiment.phrases import apply_phrases
 from sentiment.tokenizer import TokenizerSettings, tokenize
 
@@ -120,20 +119,15 @@ class TextEncoder:
         base = max(self.n_words, 1)
         if base ** max(self.ngrams, 1) >= 2**63:
             return None
-        index = self.index
-        keys: list[list[int]] = [[] for _ in range(self.ngrams + 1)]
-        ids: list[list[int]] = [[] for _ in range(self.ngrams + 1)]
-        for token_id in range(self.n_words, len(self.vocab)):
-            key, parts = 0, self.vocab[token_id].split(NGRAM_SEPARATOR)
-            for part in parts:
-                key = key * base + index[part]
-            keys[len(parts)].append(key)
-            ids[len(parts)].append(token_id)
+        by_size = ngram_word_ids(self.vocab[self.n_words :], self.index)
         tables = []
         for size in range(2, self.ngrams + 1):
-            k, i = np.array(keys[size], dtype=np.int64), np.array(ids[size], dtype=np.int64)
+            rows, word_ids = by_size.get(size, (np.zeros(0, np.int64), np.zeros((0, size), np.int64)))
+            k = np.zeros(len(rows), dtype=np.int64)
+            for column in range(size):
+                k = k * base + word_ids[:, column]
             order = np.argsort(k)
-            tables.append((k[order], i[order]))
+            tables.append((k[order], rows[order] + self.n_words))
         return tables
 
     def _encode_with_ngrams(self, word_lists: Sequence[list[str]]) -> TokenBags:
