@@ -37,30 +37,26 @@ def marked_reviews(path: Path, n: int = 600) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def marked_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def train_marked(root: Path, *settings: str) -> Path:
+    """A model trained through the CLI on ``marked_reviews`` (bigrams, plus ``settings`` as --set pairs)."""
     from typer.testing import CliRunner
 
     from sentiment.cli import app
 
-    root = tmp_path_factory.mktemp("marked")
     data = marked_reviews(root / "marked.csv")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SENTIMENT_HOME", str(root / "home"))
-        args = [
-            "train",
-            "--data",
-            str(data),
-            "-o",
-            str(root / "model"),
-            "-q",
-            *QUICK,
-            "--set",
-            "text.ngrams=2",
-        ]
+        args = ["train", "--data", str(data), "-o", str(root / "model"), "-q", *QUICK]
+        for setting in ("text.ngrams=2", *settings):
+            args += ["--set", setting]
         result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr
     return root / "model"
+
+
+@pytest.fixture(scope="module")
+def marked_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_marked(tmp_path_factory.mktemp("marked"))
 
 
 def test_a_word_only_in_positive_texts_pushes_positive(marked_model: Path) -> None:

@@ -17,7 +17,7 @@ from sentiment.features import Features, nb_ratios, nb_weights
 from sentiment.model import BagClassifier, SimpleMLP, export
 from sentiment.predictor import Predictor
 from sentiment.text import TokenBags
-from test_explain import MARKER, QUICK, marked_reviews
+from test_explain import MARKER, train_marked
 
 
 def bags(*texts: list[int]) -> TokenBags:
@@ -97,19 +97,7 @@ def test_wide_needs_fine_tuning(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def wide_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from typer.testing import CliRunner
-
-    from sentiment.cli import app
-
-    root = tmp_path_factory.mktemp("wide")
-    data = marked_reviews(root / "marked.csv")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SENTIMENT_HOME", str(root / "home"))
-        args = ["train", "--data", str(data), "-o", str(root / "model"), "-q", *QUICK]
-        args += ["--set", "text.ngrams=2", "--set", "model.wide=true", "--set", "text.ngram_min_count=2"]
-        result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.stderr
-    return root / "model"
+    return train_marked(tmp_path_factory.mktemp("wide"), "model.wide=true", "text.ngram_min_count=2")
 
 
 def test_trained_wide_model_saves_predicts_and_explains(wide_model: Path, cli) -> None:
