@@ -40,6 +40,13 @@ def test_signed_ratios_and_the_nb_pooling_weights_agree() -> None:
     np.testing.assert_allclose(nb_weights(b, y, 3, 1.0, 0.1), np.abs(r[:, 0]) + 0.1, rtol=1e-6)
     three = nb_ratios(b, np.array([0, 1, 2, 2]), 3, alpha=1.0)
     assert three.shape == (3, 3)  # one column per class, each against the rest
+    # Features computes the ratios once for the wide part and its nb weights, to the same weights
+    vectors, counts = np.eye(3, dtype=np.float32), np.ones(3)
+    alone = Features(pooling="nb").fit(b, y, vectors, counts)
+    both = Features(pooling="nb").fit(b, y, vectors, counts, ratios=True)
+    assert alone.ratios_ is None and both.ratios_ is not None
+    np.testing.assert_array_equal(both.ratios_, r)
+    np.testing.assert_array_equal(both.weights_, alone.weights_)
 
 
 @pytest.mark.parametrize("outputs", [1, 3])

@@ -70,12 +70,18 @@ def nb_ratios(bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float
 
 
 def nb_weights(
-    bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float, floor: float
+    bags: TokenBags,
+    labels: np.ndarray,
+    vocab_size: int,
+    alpha: float,
+    floor: float,
+    ratios: np.ndarray | None = None,
 ) -> np.ndarray:
     """|log-count ratio| + ``floor`` of every token: how strongly it leans to one class; with more than two
     classes (or label sets), the strongest of its one-vs-rest leans. Tokens saying little about the label
-    (ratio near 0) then count little in the mean."""
-    ratios = nb_ratios(bags, labels, vocab_size, alpha)
+    (ratio near 0) then count little in the mean. ``ratios``: ``nb_ratios``' result, when already computed."""
+    if ratios is None:
+        ratios = nb_ratios(bags, labels, vocab_size, alpha)
     return (np.abs(ratios).max(axis=1) + floor).astype(np.float32)
 
 
@@ -115,9 +121,7 @@ class Features:
         ratios: bool = False,
     ) -> Features:
         """Learn from the training texts; ``ratios``: also their signed NB ratios (``ratios_``)."""
-        self.fit_transform(bags, labels, vectors, counts, transform=False)
-        if ratios:
-            self.ratios_ = nb_ratios(bags, labels, len(vectors), self.nb_alpha)
+        self.fit_transform(bags, labels, vectors, counts, transform=False, ratios=ratios)
         return self
 
     def fit_transform(
@@ -128,16 +132,19 @@ class Features:
         counts: np.ndarray,
         *,
         transform: bool = True,
+        ratios: bool = False,
     ) -> np.ndarray | None:
-        """Learn token weights (and scaling) from the training texts; their features when ``transform``."""
+        """Learn token weights (and scaling) from the training texts; their features when ``transform``;
+        ``ratios``: also their signed NB ratios (``ratios_``, computed once for the nb weights too)."""
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling '{self.pooling}' is not one of {', '.join(POOLINGS)}")
         vocab_size = len(vectors)
         self.vectors_, self.mean_, self.std_ = vectors, None, None
+        self.ratios_ = nb_ratios(bags, labels, vocab_size, self.nb_alpha) if ratios else None
         self.weights_ = {
             "tfidf": lambda: idf_weights(bags, vocab_size),
             "sif": lambda: sif_weights(counts, self.sif_a),
-            "nb": lambda: nb_weights(bags, labels, vocab_size, self.nb_alpha, self.nb_floor),
+            "nb": lambda: nb_weights(bags, labels, vocab_size, self.nb_alpha, self.nb_floor, self.ratios_),
         }.get(self.pooling, lambda: None)()
         if not (transform or self.normalize):
             return None
