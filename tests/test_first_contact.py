@@ -111,6 +111,7 @@ def test_shipped_configs_by_name(cli, tmp_path: Path) -> None:
     assert [line.split()[0] for line in result.stdout.splitlines()] == [
         "default",
         "imdb",
+        "imdb_fast",
         "imdb_plain",
         "imdb_ratings",
         "tutorial",
@@ -124,7 +125,7 @@ def test_shipped_configs_by_name(cli, tmp_path: Path) -> None:
     unknown = cli(["train", "--config", "defualt"])
     assert (
         unknown.exit_code == 2
-        and "shipped config: default, imdb, imdb_plain, imdb_ratings, tutorial" in unknown.stderr
+        and "shipped config: default, imdb, imdb_fast, imdb_plain, imdb_ratings, tutorial" in unknown.stderr
     )
 
 
