@@ -203,18 +203,26 @@ def test_label_set_errors(cli, tmp_path: Path) -> None:
     data.write_text("text,topics\n" + "a film,acting|plot\n" * 20 + "another,|\n")
     result = cli(["train", "--data", data, "--set", 'data.label_separator="|"'])
     assert result.exit_code == 2 and "row 21 has an empty label set in column 'topics'" in result.stderr
-    result = cli(
-        [
-            "train",
-            "--data",
-            label_sets(tmp_path / "s.csv"),
-            "--set",
-            'data.label_separator="|"',
-            "--set",
-            "training.class_weight=balanced",
-        ]
-    )
-    assert result.exit_code == 2 and "class_weight applies to binary and multiclass tasks" in result.stderr
+    # label sets take class weights as the weight of each label's positive cells (balanced: without / with)
+    sets = ["--set", 'data.label_separator="|"', "--set", "training.class_weight=balanced"]
+    result = cli(["train", "--data", label_sets(tmp_path / "s.csv"), "-o", tmp_path / "weighted", *sets])
+    assert result.exit_code == 0, result.stderr
+    assert "weights of each label's positive cells: acting" in result.stderr
+
+
+def test_label_set_class_weights_are_positive_cell_weights() -> None:
+    from types import SimpleNamespace
+
+    from sentiment.config import load_config
+    from sentiment.pipeline import class_weights
+    from sentiment.progress import Reporter
+
+    y = np.array([[1, 0], [1, 1], [1, 0], [0, 0]])  # "a" in 3 of 4 texts, "b" in 1
+    prepared = SimpleNamespace(labels={"train": y}, label_names=["a", "b"])
+    balanced = class_weights(load_config("default", ["training.class_weight=balanced"]), prepared, Reporter())
+    assert balanced == pytest.approx([1 / 3, 3.0])
+    given = class_weights(load_config("default", ["training.class_weight={b: 2}"]), prepared, Reporter())
+    assert given == [1.0, 2.0]
 
 
 def test_numpy_forward_is_torch_for_label_sets() -> None:

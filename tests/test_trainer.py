@@ -85,3 +85,8 @@ def test_weighted_loss_is_each_rows_bce_times_its_class_weight() -> None:
     expected = (bce * torch.tensor([3.0, 0.5, 0.5])).mean()
     assert torch.allclose(make_criterion([0.5, 3.0])(probs, y), expected)
     assert torch.allclose(make_criterion(None)(probs, y), bce.mean())
+    # label sets: a label's weight multiplies its positive cells only (pos_weight)
+    probs2, y2 = torch.tensor([[0.9, 0.3], [0.2, 0.6]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    bce2 = torch.nn.functional.binary_cross_entropy(probs2, y2, reduction="none")
+    expected2 = (bce2 * torch.tensor([[2.0, 1.0], [1.0, 5.0]])).mean()
+    assert torch.allclose(make_criterion([2.0, 5.0])(probs2, y2), expected2)

@@ -264,8 +264,9 @@ class TrainingConfig(_Section):
         "none",
         description=(
             "Weight of each class in the training loss: none; balanced (n / (classes x class count), so a "
-            "rare class counts as much as a common one); or {label: weight}, unnamed labels 1. Validation "
-            "loss stays unweighted."
+            "rare class counts as much as a common one); or {label: weight}, unnamed labels 1. Label sets: "
+            "the weight multiplies the loss of the label's positive cells (torch's pos_weight; balanced: "
+            "texts without the label / texts with it). Validation loss stays unweighted."
         ),
     )
     monitor: Literal["val_loss", "val_accuracy", "val_f1"] = Field(

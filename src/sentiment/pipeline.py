@@ -263,14 +263,17 @@ def classifier_classes(config: Config, prepared: Prepared, reporter: Reporter) -
 
 def class_weights(config: Config, prepared: Prepared, reporter: Reporter) -> list[float] | None:
     """``training.class_weight`` as one weight per class index (None: unweighted)."""
-    setting, names = config.training.class_weight, prepared.label_names
+    setting, names, y = config.training.class_weight, prepared.label_names, prepared.labels["train"]
     if setting == "none":
         return None
-    if prepared.labels["train"].ndim == 2:
-        raise ConfigError("training.class_weight applies to binary and multiclass tasks, not to label sets")
-    if setting == "balanced":
-        counts = np.bincount(prepared.labels["train"], minlength=len(names))
-        weights = [len(prepared.labels["train"]) / (len(names) * max(int(c), 1)) for c in counts]
+    label_sets = y.ndim == 2
+    if setting == "balanced" and label_sets:
+        # each label's positive cells weigh (texts without it) / (texts with it), torch's pos_weight
+        present = y.sum(axis=0)
+        weights = [float((len(y) - c) / max(int(c), 1)) for c in present]
+    elif setting == "balanced":
+        counts = np.bincount(y, minlength=len(names))
+        weights = [len(y) / (len(names) * max(int(c), 1)) for c in counts]
     else:
         unknown = sorted(set(setting) - set(names))
         if unknown:
@@ -280,7 +283,8 @@ def class_weights(config: Config, prepared: Prepared, reporter: Reporter) -> lis
             )
         weights = [float(setting.get(name, 1.0)) for name in names]
     shown = ", ".join(f"{name} {w:.3g}" for name, w in zip(names, weights, strict=True))
-    reporter.log(f"class weights: {shown} ({setting if isinstance(setting, str) else 'given'})")
+    what = "weights of each label's positive cells" if label_sets else "class weights"
+    reporter.log(f"{what}: {shown} ({setting if isinstance(setting, str) else 'given'})")
     return weights
 
 

@@ -67,7 +67,9 @@ def make_criterion(
     class_weights: list[float] | None, multiclass: bool = False
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Binary (one sigmoid output): BCELoss, or the mean of each row's BCE times its class's weight.
-    Multiclass (one logit per class): CrossEntropyLoss, weighted likewise."""
+    Multiclass (one logit per class): CrossEntropyLoss, weighted likewise. Label sets (one sigmoid per
+    label, ``y`` rows x labels): each label's weight multiplies the loss of its positive cells, as
+    BCEWithLogitsLoss's ``pos_weight`` does; negative cells keep weight 1."""
     if multiclass:
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         cross_entropy = nn.CrossEntropyLoss(weight=weight)
@@ -84,7 +86,9 @@ def make_criterion(
     per_row = nn.BCELoss(reduction="none")
 
     def weighted(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (per_row(probs, y) * weights.to(y.device)[y.long()]).mean()
+        w = weights.to(y.device)
+        cell = 1.0 + (w - 1.0) * y if y.ndim == 2 else w[y.long()]
+        return (per_row(probs, y) * cell).mean()
 
     return weighted
 
