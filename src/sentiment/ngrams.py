@@ -53,13 +53,8 @@ def frequent_ngrams(
         if base**size >= 2**63:  # keys would overflow int64: count the strings instead
             kept += _frequent_by_strings(token_lists, size, min_count, known)
             continue
-        starts = np.arange(max(total - size + 1, 0))
-        ok = doc[starts] == doc[starts + size - 1] if len(starts) else np.zeros(0, dtype=bool)
-        key = np.zeros(len(starts), dtype=np.int64)
-        for k in range(size):
-            ok &= ids[starts + k] >= 0
-            key = key * base + np.maximum(ids[starts + k], 0)
-        key, where = key[ok], doc[starts[ok]]
+        starts, key = window_keys(ids, doc, size, base)
+        where = doc[starts]
         order = np.lexsort((where, key))
         key, where = key[order], where[order]
         first = np.ones(len(key), dtype=bool)  # the first (n-gram, text) pair of each run
@@ -76,6 +71,19 @@ def frequent_ngrams(
     if max_ngrams is not None:
         kept = kept[:max_ngrams]
     return kept
+
+
+def window_keys(word_ids: np.ndarray, doc: np.ndarray, size: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of ``size`` known words (id >= 0) that stays inside one text (``doc``: each position's
+    text): its start position and its key, the word ids as digits in base ``base`` (the last word lowest)."""
+    starts = np.arange(max(len(word_ids) - size + 1, 0))
+    ok = doc[starts] == doc[starts + size - 1]
+    key = np.zeros(len(starts), dtype=np.int64)
+    for k in range(size):
+        ids = word_ids[starts + k]
+        ok &= ids >= 0
+        key = key * base + np.maximum(ids, 0)
+    return starts[ok], key[ok]
 
 
 def _frequent_by_strings(

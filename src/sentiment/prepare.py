@@ -260,7 +260,7 @@ def _encode_splits(
                 for lo, hi in split_ranges(len(split_texts), parts)
             ]
     encoder.index  # noqa: B018 -- built once here, before forking, not once per worker
-    encoder._ngram_tables  # noqa: B018 -- likewise (1.5 s for IMDB's 300,000 bigrams)
+    encoder._ngram_tables  # noqa: B018 -- likewise (0.8 s for IMDB's 230,000 bigrams)
     done = fork_map([task for _, task in tasks]) if parts > 1 else [task() for _, task in tasks]
     bags: dict[str, TokenBags | None] = {}
     for name in SPLITS:
