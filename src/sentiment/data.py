@@ -3,7 +3,11 @@ test. Warnings (dropped rows) are returned with the data, so a cached run can re
 
 from __future__ import annotations
 
+import glob
+import os
 import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,33 +41,147 @@ def file_format(path: Path) -> str:
     return fmt
 
 
+DATA_FILE_KINDS = "csv, tsv, parquet, jsonl, .gz"
+GLOB_CHARS = "*?["
+
+
+def data_files(path: str | Path) -> list[Path]:
+    """The files a data path names: a file; a directory's data files (not recursive; hidden files and
+    unsupported suffixes skipped); or a glob's matching files. Sorted by name; a DataError when none."""
+    text = str(path)
+    plain = Path(text).expanduser()
+    if plain.exists() and not plain.is_dir():
+        return [plain]
+    if plain.is_dir():
+        found = [
+            p
+            for p in sorted(plain.iterdir(), key=lambda p: p.name)
+            if not p.name.startswith(".") and p.is_file() and _supported(p)
+        ]
+        if not found:
+            raise DataError(f"no data files ({DATA_FILE_KINDS}) in {plain}")
+        return found
+    if any(c in text for c in GLOB_CHARS):
+        found = sorted(Path(p) for p in glob.glob(os.path.expanduser(text)) if Path(p).is_file())
+        if not found:
+            raise DataError(f"no file matches {text}")
+        return found
+    raise DataError(f"data file not found: {plain}")
+
+
+def _supported(path: Path) -> bool:
+    try:
+        file_format(path)
+    except DataError:
+        return False
+    return True
+
+
 def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a CSV / TSV / Parquet / JSON-lines file (optionally gzipped), keeping only ``columns``."""
+    """Read a CSV / TSV / Parquet / JSON-lines file (optionally gzipped), keeping only ``columns``; a
+    directory or a glob (``data_files``) reads every shard and concatenates them in order."""
+    files = data_files(path)
+    if len(files) == 1:
+        return _read_file(files[0], columns)
     import pandas as pd
 
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if path.is_dir():
-        raise DataError(f"data path is a directory, not a file: {path}")
-    fmt = file_format(path)
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty")
-    try:
+    return pd.concat([_read_file(file, columns) for file in files], ignore_index=True)
+
+
+def _read_file(path: Path, columns: list[str] | None) -> pd.DataFrame:
+    import pandas as pd
+
+    fmt = _checked_format(path)
+    with _reading(path, fmt):
         if fmt in ("csv", "tsv"):
-            # Only an empty cell is missing: a review that reads "NA", "null" or "None" is text.
-            frame = pd.read_csv(
-                path,
-                sep="\t" if fmt == "tsv" else ",",
-                encoding="utf-8",
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-            )
+            frame = pd.read_csv(path, **_csv_options(fmt))
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
+    if frame.empty:
+        raise DataError(f"{path}: the file has no rows")
+    return _selected(frame, columns, path)
+
+
+def read_chunks(
+    path: str | Path, columns: list[str] | None = None, rows: int = 20_000
+) -> Iterator[tuple[Path, pd.DataFrame]]:
+    """(shard, frame of at most ``rows`` rows) over every shard of ``data_files(path)`` in order, each shard
+    read incrementally (one chunk in memory). The chunks concatenated equal ``read_table(path, columns)``;
+    the errors are read_table's."""
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, not {rows}")
+    for shard in data_files(path):
+        yield from _shard_chunks(shard, columns, rows)
+
+
+def _shard_chunks(path: Path, columns: list[str] | None, rows: int) -> Iterator[tuple[Path, pd.DataFrame]]:
+    import pandas as pd
+
+    fmt = _checked_format(path)
+    with ExitStack() as stack:
+        with _reading(path, fmt):
+            if fmt in ("csv", "tsv"):
+                chunks = stack.enter_context(pd.read_csv(path, chunksize=rows, **_csv_options(fmt)))
+            elif fmt == "parquet":
+                chunks = _parquet_chunks(stack, path, columns, rows)
+            else:
+                chunks = stack.enter_context(
+                    pd.read_json(path, lines=True, dtype=False, encoding="utf-8", chunksize=rows)
+                )
+            chunks = iter(chunks)
+        any_rows = False
+        while True:
+            with _reading(path, fmt):
+                chunk = next(chunks, None)
+            if chunk is None:
+                break
+            if chunk.empty:
+                continue
+            any_rows = True
+            yield path, _selected(chunk, columns, path)
+        if not any_rows:
+            raise DataError(f"{path}: the file has no rows")
+
+
+def _parquet_chunks(
+    stack: ExitStack, path: Path, columns: list[str] | None, rows: int
+) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    file = stack.enter_context(pq.ParquetFile(path))
+    # Only columns the file has are asked for: a missing one is reported by _selected, as read_table does.
+    wanted = columns if columns and set(columns) <= set(file.schema_arrow.names) else None
+    return (batch.to_pandas() for batch in file.iter_batches(batch_size=rows, columns=wanted))
+
+
+def _checked_format(path: Path) -> str:
+    """The file's format, after the checks read_table makes before reading (supported suffix, not empty)."""
+    fmt = file_format(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    return fmt
+
+
+def _csv_options(fmt: str) -> dict[str, object]:
+    # Only an empty cell is missing: a review that reads "NA", "null" or "None" is text.
+    return {
+        "sep": "\t" if fmt == "tsv" else ",",
+        "encoding": "utf-8",
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+    }
+
+
+@contextmanager
+def _reading(path: Path, fmt: str) -> Iterator[None]:
+    """Map what reading ``path`` as ``fmt`` raises to a one-line DataError naming the file."""
+    import pandas as pd
+
+    try:
+        yield
     except UnicodeDecodeError:
         where = _first_bad_utf8(path)
         raise DataError(f"{path}: not UTF-8 text ({where}); re-save the file as UTF-8") from None
@@ -72,15 +190,16 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:  # zlib: damaged .gz
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot parse as {fmt}: {first[:200]}") from None
-    if frame.empty:
-        raise DataError(f"{path}: the file has no rows")
-    if columns:
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            have = ", ".join(map(str, frame.columns))
-            raise DataError(f"{path}: column(s) {', '.join(missing)} not found; the file has: {have}")
-        frame = frame[columns]
-    return frame
+
+
+def _selected(frame: pd.DataFrame, columns: list[str] | None, path: Path) -> pd.DataFrame:
+    if not columns:
+        return frame
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        have = ", ".join(map(str, frame.columns))
+        raise DataError(f"{path}: column(s) {', '.join(missing)} not found; the file has: {have}")
+    return frame[columns]
 
 
 def _first_bad_utf8(path: Path) -> str:
