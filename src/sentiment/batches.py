@@ -1,4 +1,4 @@
-"""PyTorch datasets and DataLoaders over features that are already in memory.
+"""PyTorch datasets and DataLoaders over features in memory, or token ids mapped from disk (data.streaming).
 
 Batches are index tensors into one feature tensor (or one flattened token-id array), never a sample at a time:
 the loader's sampler yields a whole batch of indices and the dataset slices it in one go.
@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from sentiment import distributed
+from sentiment.arrays import release_pages
 from sentiment.text import TokenBags, concat_bags
 
 if TYPE_CHECKING:
@@ -50,13 +51,21 @@ class TensorBatches(Dataset):
 class BagBatches(Dataset):
     """Token-id bags (for the fine-tuned EmbeddingBag), fetched a batch of indices at a time."""
 
+    # Ids mapped from disk (data.streaming): the pages read for batches are unmapped every this many batches,
+    # so an epoch's random reads do not leave the whole file resident.
+    RELEASE_EVERY = 256
+
     def __init__(self, bags: TokenBags, labels: np.ndarray) -> None:
         self.bags, self.labels = bags, torch.as_tensor(labels, dtype=torch.float32)
+        self._batches = 0
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self._batches += 1
+        if self._batches % self.RELEASE_EVERY == 0:
+            release_pages(self.bags.ids)
         sub = self.bags.subset(np.asarray(rows, dtype=np.int64))
         index = torch.as_tensor(rows, dtype=torch.int64)
         labels = self.labels.index_select(0, index)

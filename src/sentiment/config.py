@@ -34,15 +34,23 @@ class DataConfig(_Section):
     path: str | None = Field(
         None,
         description=(
-            "Local data file (CSV, TSV, Parquet, JSON lines; .gz too). Takes precedence over kaggle_handle."
+            "Local data: a file (CSV, TSV, Parquet, JSON lines; .gz too), a directory of such files or a "
+            "glob of them ('data/part-*.csv'), read in name order. Takes precedence over kaggle_handle."
         ),
     )
     test_path: str | None = Field(
         None,
-        description="Explicit test file (same columns); when set, no test split is carved from the data.",
+        description=(
+            "Explicit test data (same columns; a file, directory or glob); when set, no test split is carved "
+            "from the data."
+        ),
     )
     unlabeled_path: str | None = Field(
-        None, description="Extra unlabelled text used only to train Word2Vec, never the classifier."
+        None,
+        description=(
+            "Extra unlabelled text (a file, directory or glob) used only to train Word2Vec, never the "
+            "classifier."
+        ),
     )
     unlabeled_text_column: str | None = Field(
         None, description="Text column of unlabeled_path (default: text_column, or the file's only column)."
@@ -101,6 +109,14 @@ class DataConfig(_Section):
     )
     max_rows: int | None = Field(
         None, gt=0, description="Use only the first N rows of the data (quick runs)."
+    )
+    streaming: bool | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Out of core: read, tokenise and encode the texts a chunk at a time through files on disk (token "
+            "ids memory-mapped), so memory does not grow with the number of texts; same result as in memory. "
+            "auto: when the data files take more than 128 MB on disk."
+        ),
     )
 
     @field_validator("positive_label", mode="before")
@@ -359,10 +375,19 @@ def check_compatible(config: Config) -> None:
 def check_files(config: Config) -> None:
     """The local files the config names exist (a Kaggle download is checked when it runs)."""
     data = config.data
+    from sentiment.data import data_files
+    from sentiment.errors import DataError
+
     for key in ("path", "test_path", "unlabeled_path"):
         value = getattr(data, key)
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ConfigError(f"data.{key}: file not found: {value}")
+        if value is not None:
+            try:
+                data_files(value)  # a file, or a directory or glob of shards
+            except DataError as exc:
+                missing = "file not found" in str(exc)
+                raise ConfigError(
+                    f"data.{key}: " + (f"file not found: {value}" if missing else str(exc))
+                ) from None
     if data.path is None and data.kaggle_handle is None:
         raise ConfigError(
             "no data configured: set data.path=FILE or data.kaggle_handle (and data.kaggle_file)"

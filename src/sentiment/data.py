@@ -624,22 +624,84 @@ def read_unlabeled(config: DataConfig) -> list[str]:
         return []
     path = Path(config.unlabeled_path).expanduser()
     frame = read_table(path)
+    return unlabeled_texts(frame, unlabeled_column(config, path, list(frame.columns)))
+
+
+def unlabeled_column(config: DataConfig, path: Path, columns: list) -> str:
+    """The text column of ``data.unlabeled_path``: data.unlabeled_text_column, else data.text_column when the
+    file has it, else the file's only column."""
     column = config.unlabeled_text_column
     if column is None:
-        if config.text_column in frame.columns:
+        if config.text_column in columns:
             column = config.text_column
-        elif len(frame.columns) == 1:
-            column = frame.columns[0]
+        elif len(columns) == 1:
+            column = columns[0]
         else:
             raise DataError(
-                f"{path}: set data.unlabeled_text_column; the file has columns "
-                f"{', '.join(map(str, frame.columns))}"
+                f"{path}: set data.unlabeled_text_column; the file has columns {', '.join(map(str, columns))}"
             )
-    if column not in frame.columns:
-        have = ", ".join(map(str, frame.columns))
-        raise DataError(f"{path}: column '{column}' not found; the file has: {have}")
+    if column not in columns:
+        raise DataError(f"{path}: column '{column}' not found; the file has: {', '.join(map(str, columns))}")
+    return column
+
+
+def unlabeled_texts(frame: pd.DataFrame, column: str) -> list[str]:
+    """The non-empty texts of ``column``."""
     texts = frame[column].dropna().astype(str)
     return texts[texts.str.strip().ne("")].tolist()
+
+
+@dataclass
+class SplitRows:
+    """Which rows of the labelled data each split takes (sorted indices)."""
+
+    train: np.ndarray
+    val: np.ndarray | None  # None: no validation split (data.val_size 0)
+    test: np.ndarray | None  # None: the test rows come from data.test_path
+
+
+def split_rows(
+    labels: np.ndarray,
+    groups: np.ndarray | None,
+    config: DataConfig,
+    seed: int,
+    names: list[str],
+    test_labels: np.ndarray | None = None,
+) -> SplitRows:
+    """The seeded, stratified (or group-disjoint) train / validation / test split of rows with these labels,
+    each split checked to hold every class; ``test_labels``: those of a separate test file (no test split is
+    carved). Needs only the labels: out-of-core data (``sentiment.streaming``) splits the same way."""
+    if test_labels is None:
+        rest, test = _split_indices(
+            labels,
+            config.test_size,
+            shuffle=config.shuffle,
+            seed=seed,
+            what="test",
+            groups=groups,
+            names=names,
+        )
+    else:
+        rest, test = np.arange(len(labels)), None
+    train, val = rest, None
+    if config.val_size > 0:
+        fraction = config.val_size if config.test_path else config.val_size / (1 - config.test_size)
+        keep, out = _split_indices(
+            labels[rest],
+            fraction,
+            shuffle=config.shuffle,
+            seed=seed + 1,
+            what="validation",
+            groups=groups[rest] if groups is not None else None,
+        )
+        train, val = rest[keep], rest[out]
+        _check_classes(LabelledData([], labels[val]), "validation", shuffled=config.shuffle, names=names)
+    _check_classes(LabelledData([], labels[train]), "training", shuffled=config.shuffle, names=names)
+    test_y = labels[test] if test is not None else test_labels
+    _check_classes(
+        LabelledData([], test_y), "test", shuffled=config.shuffle or bool(config.test_path), names=names
+    )
+    return SplitRows(train, val, test)
 
 
 def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Splits:
@@ -652,40 +714,16 @@ def load_splits(config: DataConfig, seed: int, path: Path | None = None) -> Spli
         frame = frame.iloc[: config.max_rows]
     data, names = labelled_from_frame(frame, config, str(path))
     warnings = list(data.warnings)
-    test_source = str(path)
+    test_source, test = str(path), None
     if config.test_path:
         test_frame = read_table(config.test_path, columns)
         test, _ = labelled_from_frame(test_frame, config, config.test_path, label_names=names)
         warnings += test.warnings
-        rest = data
         test_source = str(Path(config.test_path).expanduser())
-    else:
-        keep, out = _split_indices(
-            data.labels,
-            config.test_size,
-            shuffle=config.shuffle,
-            seed=seed,
-            what="test",
-            groups=data.groups,
-            names=names,
-        )
-        rest, test = _subset(data, keep), _subset(data, out)
-    val = None
-    train = rest
-    if config.val_size > 0:
-        fraction = config.val_size if config.test_path else config.val_size / (1 - config.test_size)
-        keep, out = _split_indices(
-            rest.labels,
-            fraction,
-            shuffle=config.shuffle,
-            seed=seed + 1,
-            what="validation",
-            groups=rest.groups,
-        )
-        train, val = _subset(rest, keep), _subset(rest, out)
-        _check_classes(val, "validation", shuffled=config.shuffle, names=names)
-    _check_classes(train, "training", shuffled=config.shuffle, names=names)
-    _check_classes(test, "test", shuffled=config.shuffle or bool(config.test_path), names=names)
+    rows = split_rows(data.labels, data.groups, config, seed, names, test.labels if test else None)
+    train = _subset(data, rows.train)
+    val = _subset(data, rows.val) if rows.val is not None else None
+    test = test if rows.test is None else _subset(data, rows.test)
     return Splits(
         train=train,
         val=val,

@@ -31,8 +31,10 @@ EMBEDDINGS, WORD_WEIGHTS, FEATURE_MEAN, FEATURE_STD = (
 
 def idf_weights(bags: TokenBags, vocab_size: int) -> np.ndarray:
     """Smoothed inverse document frequency of every token over the given texts (scikit-learn's formula)."""
-    _, tokens = distinct_tokens(bags, vocab_size)
-    df = np.bincount(tokens, minlength=vocab_size)
+    df = np.zeros(vocab_size, dtype=np.int64)
+    for _, part in bags.chunks():  # a chunk of texts at a time: the ids may be a file larger than memory
+        _, tokens = distinct_tokens(part, vocab_size)
+        df += np.bincount(tokens, minlength=vocab_size)
     return (np.log((1 + len(bags)) / (1 + df)) + 1).astype(np.float32)
 
 
@@ -50,9 +52,7 @@ def nb_ratios(bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float
     The ratio compares the share of the class's training texts that contain the token with the share of the
     other texts, each count smoothed by ``alpha``.
     """
-    rows, words = distinct_tokens(bags, vocab_size)  # a token counts once per text, as in NBSVM
     labels = np.asarray(labels)
-    row_labels = labels[rows]
     multilabel = labels.ndim == 2
     if multilabel:
         classes = range(labels.shape[1])
@@ -60,12 +60,19 @@ def nb_ratios(bags: TokenBags, labels: np.ndarray, vocab_size: int, alpha: float
         classes = range(1, 2)
     else:
         classes = range(int(np.max(labels)) + 1)
+    pos = np.zeros((len(classes), vocab_size), dtype=np.int64)
+    neg = np.zeros((len(classes), vocab_size), dtype=np.int64)
+    for first, part in bags.chunks():  # a chunk of texts at a time: the ids may be a file larger than memory
+        rows, words = distinct_tokens(part, vocab_size)  # a token counts once per text, as in NBSVM
+        row_labels = labels[first + rows]
+        for column, c in enumerate(classes):
+            positive = row_labels[:, c] == 1 if multilabel else row_labels == c
+            pos[column] += np.bincount(words[positive], minlength=vocab_size)
+            neg[column] += np.bincount(words[~positive], minlength=vocab_size)
     out = np.zeros((vocab_size, len(classes)))  # float64: nb_weights rounds once, at its end
-    for column, c in enumerate(classes):
-        positive = row_labels[:, c] == 1 if multilabel else row_labels == c
-        pos = np.bincount(words[positive], minlength=vocab_size) + alpha
-        neg = np.bincount(words[~positive], minlength=vocab_size) + alpha
-        out[:, column] = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
+    for column in range(len(classes)):
+        p, n = pos[column] + alpha, neg[column] + alpha
+        out[:, column] = np.log(p / p.sum()) - np.log(n / n.sum())
     return out
 
 

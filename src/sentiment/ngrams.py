@@ -44,22 +44,59 @@ def frequent_ngrams(
     lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
     total = int(lengths.sum())
     ids = np.fromiter(map(known.get, chain.from_iterable(token_lists), repeat(-1)), np.int64, count=total)
-    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
+    counted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    by_strings: list[tuple[str, int]] = []
+    for size in range(2, n + 1):
+        if base**size >= 2**63:  # keys would overflow int64: count the strings instead
+            by_strings += _frequent_by_strings(token_lists, size, min_count, known)
+        else:
+            counted[size] = ngram_text_counts(ids, lengths, size, base)
+    return kept_ngrams(counted, known, min_count, max_ngrams, by_strings)
+
+
+def ngram_text_counts(
+    word_ids: np.ndarray, lengths: np.ndarray, size: int, base: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(key, number of texts) of every ``size``-gram of known words (id >= 0) in texts given as their word
+    ids back to back and their lengths; keys sorted. Counts of separate batches of texts add up
+    (``merge_counts``): a corpus larger than memory is counted a batch at a time."""
+    doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    starts, key = window_keys(word_ids, doc, size, base)
+    where = doc[starts]
+    order = np.lexsort((where, key))
+    key, where = key[order], where[order]
+    first = np.ones(len(key), dtype=bool)  # the first (n-gram, text) pair of each run
+    first[1:] = (key[1:] != key[:-1]) | (where[1:] != where[:-1])
+    return unique_sorted(key[first])
+
+
+def merge_counts(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(key, count) pairs of several batches as one: keys sorted, counts of equal keys added."""
+    keys = np.concatenate([k for k, _ in parts])
+    counts = np.concatenate([c for _, c in parts])
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    change = np.ones(len(keys), dtype=bool)
+    change[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(change)
+    return keys[starts], np.add.reduceat(counts, starts) if len(keys) else counts
+
+
+def kept_ngrams(
+    counted: dict[int, tuple[np.ndarray, np.ndarray]],
+    known: dict[str, int],
+    min_count: int,
+    max_ngrams: int | None,
+    extra: Sequence[tuple[str, int]] = (),
+) -> list[tuple[str, int]]:
+    """The n-grams (by size: sorted keys in base ``len(known)`` and their text counts) in at least
+    ``min_count`` texts, as strings, most frequent first, then by text; at most ``max_ngrams``."""
+    base = max(len(known), 1)
     words = np.empty(base, dtype=object)
     for word, i in known.items():
         words[i] = word
-    kept: list[tuple[str, int]] = []
-    for size in range(2, n + 1):
-        if base**size >= 2**63:  # keys would overflow int64: count the strings instead
-            kept += _frequent_by_strings(token_lists, size, min_count, known)
-            continue
-        starts, key = window_keys(ids, doc, size, base)
-        where = doc[starts]
-        order = np.lexsort((where, key))
-        key, where = key[order], where[order]
-        first = np.ones(len(key), dtype=bool)  # the first (n-gram, text) pair of each run
-        first[1:] = (key[1:] != key[:-1]) | (where[1:] != where[:-1])
-        grams, df = unique_sorted(key[first])
+    kept: list[tuple[str, int]] = list(extra)
+    for size, (grams, df) in counted.items():
         grams, df = grams[df >= min_count], df[df >= min_count]
         parts = []
         for _ in range(size):  # the last word is the lowest digit

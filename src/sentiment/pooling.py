@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment.arrays import release_pages
+
 if TYPE_CHECKING:
     from sentiment.text import TokenBags
 
@@ -41,6 +43,7 @@ def pool(
         end = int(np.searchsorted(offsets, offsets[start] + chunk_tokens, side="right")) - 1
         end = min(max(end, start + 1), n)
         _pool_chunk(bags, vectors, pooling, weights, start, end, out)
+        release_pages(bags.ids)  # ids mapped from disk: keep this chunk's pages only
         start = end
     return out
 

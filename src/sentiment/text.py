@@ -6,7 +6,7 @@ the cache and the predictor, so every side turns a text into the same ids. Pure 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from itertools import chain, repeat
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.arrays import unique_sorted
+from sentiment.arrays import release_pages, unique_sorted
 from sentiment.ngrams import add_ngrams, ngram_word_ids, window_keys
 from sentiment.phrases import apply_phrases
 from sentiment.tokenizer import TokenizerSettings, tokenize
@@ -24,7 +24,7 @@ from sentiment.tokenizer import TokenizerSettings, tokenize
 class TokenBags:
     """Known-token ids of many texts, flattened: text i owns ``ids[offsets[i]:offsets[i + 1]]``."""
 
-    ids: np.ndarray  # int64
+    ids: np.ndarray  # int64; or int32 mapped from disk (data.streaming), read a part at a time
     offsets: np.ndarray  # int64, len = n_texts + 1
 
     def __len__(self) -> int:
@@ -35,14 +35,29 @@ class TokenBags:
         return np.diff(self.offsets)
 
     def subset(self, rows: np.ndarray) -> TokenBags:
-        """Bags of the given rows, in that order (vectorised gather)."""
+        """Bags of the given rows, in that order (vectorised gather), in memory with int64 ids."""
         rows = np.asarray(rows, dtype=np.int64)
         starts, lengths = self.offsets[rows], self.lengths[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         # index of each output token in self.ids: start of its row + position inside the row
         pos = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        return TokenBags(self.ids[np.repeat(starts, lengths) + pos], offsets)
+        return TokenBags(self.ids[np.repeat(starts, lengths) + pos].astype(np.int64, copy=False), offsets)
+
+    def chunks(self, tokens: int = 1 << 22) -> Iterator[tuple[int, TokenBags]]:
+        """(first row, bags) of consecutive rows holding about ``tokens`` tokens each (at least one row),
+        with their ids in memory: a pass over ids mapped from disk keeps one chunk resident, not the file."""
+        start, n = 0, len(self)
+        while start < n:
+            end = int(np.searchsorted(self.offsets, self.offsets[start] + tokens, side="right")) - 1
+            end = min(max(end, start + 1), n)
+            lo, hi = self.offsets[start], self.offsets[end]
+            yield (
+                start,
+                TokenBags(np.array(self.ids[lo:hi], dtype=np.int64), self.offsets[start : end + 1] - lo),
+            )
+            release_pages(self.ids)
+            start = end
 
 
 def distinct_tokens(bags: TokenBags, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,12 +82,28 @@ def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> Token
 
 
 def concat_bags(parts: Sequence[TokenBags]) -> TokenBags:
-    """The bags of several parts, one after the other."""
+    """The bags of several parts, one after the other. Parts whose ids lie back to back in one array mapped
+    from disk (the splits of data.streaming) share it: the result is a view, not a copy in memory."""
     if not parts:
         return TokenBags(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
     shifts = np.cumsum([0] + [len(p.ids) for p in parts[:-1]])
     offsets = [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
-    return TokenBags(np.concatenate([p.ids for p in parts]), np.concatenate(offsets))
+    ids = _adjacent_view([p.ids for p in parts])
+    return TokenBags(np.concatenate([p.ids for p in parts]) if ids is None else ids, np.concatenate(offsets))
+
+
+def _adjacent_view(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """One view of memory-mapped arrays that are consecutive slices of the same map; else None."""
+    base = arrays[0].base
+    if not isinstance(base, np.memmap) or base.ndim != 1:
+        return None
+    size, origin = base.itemsize, base.ctypes.data
+    start = position = (arrays[0].ctypes.data - origin) // size
+    for a in arrays:
+        if a.base is not base or a.dtype != base.dtype or a.ctypes.data != origin + position * size:
+            return None
+        position += len(a)
+    return base[start:position]
 
 
 NGRAM_TABLES_MIN_TEXTS = 2000
@@ -134,12 +165,26 @@ class TextEncoder:
         """Ids of words and their n-grams without building an n-gram string: each n-gram is looked up by its
         word ids, vectorised (3x faster than joining and hashing strings). Same ids in the same order as
         ``encode([self.tokens(w) ...])``: each text's known words, then its known bigrams, then trigrams."""
-        n_texts = len(word_lists)
-        lengths = np.fromiter(map(len, word_lists), dtype=np.int64, count=n_texts)
+        return self.encode_word_ids(*self.word_ids(word_lists))
+
+    def word_ids(self, word_lists: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(word ids back to back, -1 for a word not in the vocabulary; each text's length in words)."""
+        lengths = np.fromiter(map(len, word_lists), dtype=np.int64, count=len(word_lists))
         total = int(lengths.sum())
-        word_ids = np.fromiter(
-            map(self.index.get, chain.from_iterable(word_lists), repeat(-1)), dtype=np.int64, count=total
-        )
+        ids = np.fromiter(map(self.index.get, chain.from_iterable(word_lists), repeat(-1)), np.int64, total)
+        return ids, lengths
+
+    def encode_word_ids(self, word_ids: np.ndarray, lengths: np.ndarray) -> TokenBags:
+        """Token ids of texts given as ``word_ids``' result: their known words, then their known n-grams
+        (when the vocabulary has n-grams: ``_ngram_tables`` must not be None)."""
+        n_texts = len(lengths)
+        if self.ngrams == 1 or self.n_words >= len(self.vocab):
+            known = word_ids >= 0
+            doc = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
+            offsets = np.zeros(n_texts + 1, dtype=np.int64)
+            np.cumsum(np.bincount(doc[known], minlength=n_texts), out=offsets[1:])
+            return TokenBags(word_ids[known], offsets)
+        total = len(word_ids)
         doc = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
         position = np.arange(total, dtype=np.int64)
         known = word_ids >= 0
