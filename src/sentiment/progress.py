@@ -94,7 +94,8 @@ class Reporter:
         finally:
             elapsed = time.perf_counter() - start
             self.timings[name] = self.timings.get(name, 0.0) + elapsed
-        self.detail(f"stage {name}: {elapsed:.2f} s")
+        peak = peak_rss_mb()
+        self.detail(f"stage {name}: {elapsed:.2f} s" + (f" (peak RSS so far {peak:,.0f} MB)" if peak else ""))
 
     def timing_table(self) -> None:
         """The per-stage timing summary (a table on a terminal, aligned plain lines elsewhere)."""
@@ -255,3 +256,13 @@ class _ConsoleHandler(logging.Handler):
             self.reporter.console.print(message, markup=False, style=style)
         except Exception:  # a logging call must never break the run
             self.handleError(record)
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size so far, in MB (None where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (1 << 20) if sys.platform == "darwin" else kb / 1024  # macOS counts bytes, Linux KiB
