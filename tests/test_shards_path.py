@@ -62,9 +62,9 @@ def test_data_files_when_nothing_is_found(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no data files .* in .*empty$"):
         read_table(empty)  # a directory is no longer refused as such, but it must hold data
     pattern = str(tmp_path / "none-*.csv")
-    with pytest.raises(DataError, match="no file matches") as info:
+    with pytest.raises(DataError, match="no CSV / TSV / Parquet / JSON-lines file matches") as info:
         data_files(pattern)
-    assert str(info.value) == f"no file matches {pattern}"
+    assert str(info.value) == f"no CSV / TSV / Parquet / JSON-lines file matches {pattern}"
     with pytest.raises(DataError, match=r"data file not found: .*missing\.csv"):
         data_files(tmp_path / "missing.csv")
     with pytest.raises(DataError, match=r"data file not found: .*missing\.csv"):

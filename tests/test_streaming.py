@@ -152,7 +152,9 @@ def test_train_on_shards_out_of_core_equals_in_memory(tmp_path: Path, cli) -> No
 def test_a_glob_that_matches_nothing_is_a_config_error(tmp_path: Path, cli) -> None:
     result = cli(["train", "--set", f"data.path={tmp_path}/part-*.csv", "--set", "data.kaggle_handle=null"])
     assert result.exit_code == 2
-    assert f"no file matches {tmp_path}/part-*.csv" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        f"JSON-lines file matches {tmp_path}/part-*.csv" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_text_store_round_trips_any_text(tmp_path: Path) -> None:

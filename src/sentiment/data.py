@@ -62,9 +62,11 @@ def data_files(path: str | Path) -> list[Path]:
             raise DataError(f"no data files ({DATA_FILE_KINDS}) in {plain}")
         return found
     if any(c in text for c in GLOB_CHARS):
-        found = sorted(Path(p) for p in glob.glob(os.path.expanduser(text)) if Path(p).is_file())
+        found = sorted(
+            Path(p) for p in glob.glob(os.path.expanduser(text)) if Path(p).is_file() and _supported(Path(p))
+        )
         if not found:
-            raise DataError(f"no file matches {text}")
+            raise DataError(f"no CSV / TSV / Parquet / JSON-lines file matches {text}")
         return found
     raise DataError(f"data file not found: {plain}")
 

@@ -11,20 +11,19 @@ them at the same paths (a shared filesystem), and the output directory too.
 
 from __future__ import annotations
 
-import glob
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sentiment.data import data_files
 from sentiment.errors import DataError, SentimentError
 
 if TYPE_CHECKING:
     from sentiment.predictor import Predictor
 
 ENGINES = ("local", "dask")
-SHARD_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
 PLUGIN = "sentiment-model"
 
 
@@ -44,19 +43,6 @@ def is_shard_pattern(file: str | Path) -> bool:
     """A directory or a glob names shards; a plain file path does not."""
     text = str(file)
     return any(c in text for c in "*?[") or Path(text).is_dir()
-
-
-def input_shards(pattern: str | Path) -> list[Path]:
-    """The table files a directory holds or a glob matches, sorted by name."""
-    text = str(pattern)
-    if Path(text).is_dir():
-        found = [p for p in sorted(Path(text).iterdir()) if p.is_file()]
-        found = [p for p in found if p.name.lower().removesuffix(".gz").endswith(SHARD_SUFFIXES)]
-    else:
-        found = [Path(p) for p in sorted(glob.glob(text)) if Path(p).is_file()]
-    if not found:
-        raise DataError(f"no CSV / TSV / Parquet / JSON-lines file matches {text}")
-    return found
 
 
 def output_paths(shards: list[Path], output_dir: Path) -> list[Path]:
@@ -121,7 +107,7 @@ def predict_shards(
 
     if engine not in ENGINES:
         raise SentimentError(f"--engine {engine}: use one of {', '.join(ENGINES)}")
-    shards = input_shards(pattern)
+    shards = data_files(pattern)
     if output_dir.exists() and not output_dir.is_dir():
         raise SentimentError(f"--output {output_dir} is a file; with many input files it must be a directory")
     output_dir.mkdir(parents=True, exist_ok=True)
