@@ -209,3 +209,30 @@ def test_ngram_counts_of_batches_add_up() -> None:
     ]
     merged = merge_counts(parts)
     assert np.array_equal(whole[0], merged[0]) and np.array_equal(whole[1], merged[1])
+
+
+def test_frozen_features_out_of_core_are_rows_on_disk(tmp_path: Path) -> None:
+    """Frozen vectors: the pooled rows of every split live in one matrix on disk; the refit joins training and
+    validation rows as a view of it; the model scores what the in-memory one scores."""
+    from sentiment.batches import concat_batches
+    from sentiment.pipeline import set_up, train
+    from sentiment.progress import Reporter
+
+    data = _shards(tmp_path / "shards", n=300)
+    sets = [*BASE, f"data.path={data}", "data.text_column=review", "data.label_column=sentiment"]
+    sets += ["features.normalize=true", "training.refit=true", "training.epochs=3", "model.dropout=0"]
+    run = set_up(load_config(None, [*sets, "data.streaming=true"]), Reporter(quiet=True))
+    train_rows, val_rows = run.datasets["train"], run.datasets["val"]
+    assert isinstance(train_rows.mapped, np.memmap) and isinstance(val_rows.mapped, np.memmap)
+    joined = concat_batches(train_rows, val_rows)
+    assert joined.mapped is not None and joined.mapped.base is train_rows.mapped.base
+    assert len(joined) == len(train_rows) + len(val_rows)
+    in_memory = set_up(load_config(None, [*sets, "data.streaming=false"]), Reporter(quiet=True))
+    assert in_memory.datasets["train"].mapped is None
+    # standardised a block at a time in float64: the same rows up to float32 rounding
+    np.testing.assert_allclose(
+        train_rows.features.numpy(), in_memory.datasets["train"].features.numpy(), atol=1e-5
+    )
+    streamed = train(load_config(None, [*sets, "data.streaming=true"]), tmp_path / "a")
+    kept = train(load_config(None, [*sets, "data.streaming=false"]), tmp_path / "b")
+    assert abs(streamed.metrics["accuracy"] - kept.metrics["accuracy"]) <= 0.02

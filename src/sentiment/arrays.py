@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import mmap
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +51,35 @@ class ArrayWriter:
             return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.length,))
         finally:
             self.path.unlink()
+
+
+def disk_array(directory: Path, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """A zero-filled, writable array in a file under ``directory`` (``np.memmap``), its name removed at once
+    as ``ArrayWriter.finish`` does. Written a chunk at a time with ``release_pages`` between chunks, it never
+    needs its whole size in memory. A zero-size shape gives an ordinary array."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes == 0:
+        return np.zeros(shape, dtype=dtype)
+    fd, name = tempfile.mkstemp(prefix="array-", dir=directory)
+    try:
+        os.ftruncate(fd, nbytes)  # sparse: zeros without writing them
+        return np.memmap(name, dtype=dtype, mode="r+", shape=shape)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def adjacent_view(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """One view of arrays that are consecutive row ranges of the same C-contiguous memory map (the splits of
+    out-of-core data, stored one after another); None for anything else, which the caller then copies."""
+    base = arrays[0].base
+    if not isinstance(base, np.memmap) or not base.flags.c_contiguous or not len(base):
+        return None
+    row, origin = base.strides[0], base.ctypes.data
+    start = position = (arrays[0].ctypes.data - origin) // row
+    for a in arrays:
+        same = a.base is base and a.dtype == base.dtype and a.shape[1:] == base.shape[1:]
+        if not same or not a.flags.c_contiguous or a.ctypes.data != origin + position * row:
+            return None
+        position += len(a)
+    return base[start:position]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment.arrays import release_pages
 from sentiment.pooling import POOLINGS, output_dim, pool
 from sentiment.text import distinct_tokens
 
@@ -92,6 +93,37 @@ def nb_weights(
     return (np.abs(ratios).max(axis=1) + floor).astype(np.float32)
 
 
+STATS_ROWS = 65536  # rows at a time through a feature matrix on disk
+
+
+def _column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation (+ 1e-6), float32. A matrix on disk (out-of-core data) is
+    read a block of rows at a time, in float64 and two passes: equal to NumPy's in-memory figures up to
+    float32 rounding, not bit for bit."""
+    if not isinstance(x, np.memmap):
+        return x.mean(axis=0).astype(np.float32), (x.std(axis=0) + 1e-6).astype(np.float32)
+    n = max(len(x), 1)
+    total = np.zeros(x.shape[1])
+    for lo in range(0, len(x), STATS_ROWS):
+        total += x[lo : lo + STATS_ROWS].sum(axis=0, dtype=np.float64)
+        release_pages(x)
+    mean, squares = total / n, np.zeros(x.shape[1])
+    for lo in range(0, len(x), STATS_ROWS):
+        squares += ((x[lo : lo + STATS_ROWS] - mean) ** 2).sum(axis=0)
+        release_pages(x)
+    return mean.astype(np.float32), (np.sqrt(squares / n) + 1e-6).astype(np.float32)
+
+
+def _standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(x - mean) / std: a new array, or in place a block at a time for a matrix on disk."""
+    if not isinstance(x, np.memmap):
+        return (x - mean) / std
+    for lo in range(0, len(x), STATS_ROWS):
+        x[lo : lo + STATS_ROWS] = (x[lo : lo + STATS_ROWS] - mean) / std
+        release_pages(x)
+    return x
+
+
 @dataclass
 class Features:
     """Pooling settings (``__init__``) and what ``fit`` learns (the attributes ending in ``_``)."""
@@ -126,9 +158,11 @@ class Features:
         counts: np.ndarray,
         *,
         ratios: bool = False,
+        out: np.ndarray | None = None,
     ) -> Features:
-        """Learn from the training texts; ``ratios``: also their signed NB ratios (``ratios_``)."""
-        self.fit_transform(bags, labels, vectors, counts, transform=False, ratios=ratios)
+        """Learn from the training texts; ``ratios``: also their signed NB ratios (``ratios_``); ``out``:
+        where the rows go when the scaling needs them (``fit_transform``)."""
+        self.fit_transform(bags, labels, vectors, counts, transform=False, ratios=ratios, out=out)
         return self
 
     def fit_transform(
@@ -140,9 +174,11 @@ class Features:
         *,
         transform: bool = True,
         ratios: bool = False,
+        out: np.ndarray | None = None,
     ) -> np.ndarray | None:
-        """Learn token weights (and scaling) from the training texts; their features when ``transform``;
-        ``ratios``: also their signed NB ratios (``ratios_``, computed once for the nb weights too)."""
+        """Learn token weights (and scaling) from the training texts; their features when ``transform``
+        (into ``out`` when given, as ``transform``); ``ratios``: also their signed NB ratios (``ratios_``,
+        computed once for the nb weights too)."""
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling '{self.pooling}' is not one of {', '.join(POOLINGS)}")
         vocab_size = len(vectors)
@@ -155,19 +191,19 @@ class Features:
         }.get(self.pooling, lambda: None)()
         if not (transform or self.normalize):
             return None
-        x = pool(bags, vectors, self.pooling, self.weights_)
+        x = pool(bags, vectors, self.pooling, self.weights_, out=out)
         if self.normalize:
-            self.mean_ = x.mean(axis=0).astype(np.float32)
-            self.std_ = (x.std(axis=0) + 1e-6).astype(np.float32)
-            x = (x - self.mean_) / self.std_
+            self.mean_, self.std_ = _column_stats(x)
+            x = _standardise(x, self.mean_, self.std_)
         return x
 
-    def transform(self, bags: TokenBags) -> np.ndarray:
-        """One float32 row per text: the (weighted) pooled vectors, standardised when fitted so."""
+    def transform(self, bags: TokenBags, out: np.ndarray | None = None) -> np.ndarray:
+        """One float32 row per text: the (weighted) pooled vectors, standardised when fitted so. ``out``: a
+        zero-filled array to fill instead of a new one (on disk, for data larger than memory)."""
         self._check_fitted()
-        x = pool(bags, self.vectors_, self.pooling, self.weights_)
+        x = pool(bags, self.vectors_, self.pooling, self.weights_, out=out)
         if self.mean_ is not None and self.std_ is not None:
-            x = (x - self.mean_) / self.std_
+            x = _standardise(x, self.mean_, self.std_)
         return x
 
     def with_vectors(self, vectors: np.ndarray, **changes: Any) -> Features:

@@ -19,6 +19,14 @@ def home_dir() -> Path:
     return base / "sentiment"
 
 
+def scratch_dir() -> Path:
+    """Where out-of-core data keeps its working files (on disk with the caches: /tmp may be memory). Its files
+    are unlinked as soon as they are open, so nothing accumulates there."""
+    path = home_dir() / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def last_model_file() -> Path:
     return home_dir() / "last_model"
 

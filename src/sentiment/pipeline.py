@@ -138,15 +138,16 @@ def set_up(config: Config, reporter: Reporter) -> RunInputs:
     """Runtime set-up -> ``prepare`` -> ``Features.fit`` -> datasets and loaders -> the classes."""
     with reporter.stage("start-up"):  # importing torch is most of it
         from sentiment import runtime
-        from sentiment.batches import make_datasets, make_loaders
+        from sentiment.batches import feature_buffers, make_datasets, make_loaders
 
         device = distributed.rank_device(runtime.setup(config))  # several ranks on GPUs: one each
     reporter.log(f"device: {runtime.describe_device(device)}" + distributed.describe())
 
     prepared = distributed.share(lambda: prepare(config, reporter))  # several ranks: prepared once, on rank 0
     with reporter.stage("features"):
-        features, train_x = fit_features(config, prepared)
-        datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x)
+        buffers = feature_buffers(prepared, feature_dim(config, prepared))  # on disk for out-of-core data
+        features, train_x = fit_features(config, prepared, buffers["train"])
+        datasets = make_datasets(prepared, features, config.model.fine_tune_embeddings, train_x, buffers)
     loaders = make_loaders(datasets, config.training, config.seed, device)
     classes = classifier_classes(config, prepared, reporter)
     return RunInputs(device, prepared, features, datasets, loaders, classes)
@@ -229,14 +230,26 @@ def output_path(config: Config, output: str | Path | None, config_name: str) -> 
     return target
 
 
-def fit_features(config: Config, prepared: Prepared) -> tuple[Features, np.ndarray | None]:
-    """Features fitted on the training split, and its feature rows when the classifier takes them."""
+def fit_features(
+    config: Config, prepared: Prepared, out: np.ndarray | None = None
+) -> tuple[Features, np.ndarray | None]:
+    """Features fitted on the training split, and its feature rows when the classifier takes them (into
+    ``out`` when given: a matrix on disk for out-of-core data)."""
     features = Features.from_config(config.features)
     train_bags, y = prepared.bags["train"], prepared.labels["train"]
     if config.model.fine_tune_embeddings:  # the model pools its own (trainable) vectors
-        fitted = features.fit(train_bags, y, prepared.vectors, prepared.counts, ratios=config.model.wide)
+        fitted = features.fit(
+            train_bags, y, prepared.vectors, prepared.counts, ratios=config.model.wide, out=out
+        )
         return fitted, None
-    return features, features.fit_transform(train_bags, y, prepared.vectors, prepared.counts)
+    return features, features.fit_transform(train_bags, y, prepared.vectors, prepared.counts, out=out)
+
+
+def feature_dim(config: Config, prepared: Prepared) -> int:
+    """Width of the classifier's input rows when it takes pooled features (frozen vectors)."""
+    from sentiment.pooling import output_dim
+
+    return output_dim(config.features.pooling, prepared.vectors.shape[1])
 
 
 @dataclass

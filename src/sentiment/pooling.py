@@ -28,14 +28,17 @@ def pool(
     pooling: str = "mean",
     weights: np.ndarray | None = None,
     chunk_tokens: int = 1 << 19,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pool each bag's word vectors into one float32 row; a bag with no known word gives zeros.
 
     ``weights`` (one per vocabulary word) turn the mean into a weighted mean (tfidf, sif, nb).
     Work goes in chunks of about ``chunk_tokens`` tokens so memory stays bounded on large corpora.
+    ``out``: a zero-filled (texts, output_dim) float32 array to fill, say one on disk (``arrays.disk_array``).
     """
     n, dim = len(bags), vectors.shape[1]
-    out = np.zeros((n, output_dim(pooling, dim)), dtype=np.float32)
+    if out is None:
+        out = np.zeros((n, output_dim(pooling, dim)), dtype=np.float32)
     offsets = bags.offsets
     start = 0
     while start < n:
@@ -43,7 +46,8 @@ def pool(
         end = int(np.searchsorted(offsets, offsets[start] + chunk_tokens, side="right")) - 1
         end = min(max(end, start + 1), n)
         _pool_chunk(bags, vectors, pooling, weights, start, end, out)
-        release_pages(bags.ids)  # ids mapped from disk: keep this chunk's pages only
+        release_pages(bags.ids)  # ids or rows mapped from disk: keep this chunk's pages only
+        release_pages(out)
         start = end
     return out
 

@@ -25,7 +25,7 @@ import numpy as np
 from sentiment import cache
 from sentiment.data import Splits, data_files, load_splits, resolve_data_path
 from sentiment.download import download_progress
-from sentiment.errors import DataError
+from sentiment.errors import ConfigError, DataError
 from sentiment.modeldir import TEST_ROWS, write_test_rows
 from sentiment.ngrams import frequent_ngrams, ngram_vectors
 from sentiment.parallel import PARALLEL_MIN_TEXTS, cpu_count, fork_map, split_ranges
@@ -150,7 +150,17 @@ STREAMING_AUTO_BYTES = 128 << 20
 
 
 def streams(data: DataConfig, data_path: Path) -> bool:
-    """Whether the data goes out of core: data.streaming, or for ``auto`` the size of its files."""
+    """Whether the data goes out of core: data.streaming, or for ``auto`` the size of its files. Not with
+    several ranks (torchrun): rank 0 sends the prepared data to the others in memory."""
+    from sentiment import distributed
+
+    if distributed.active():
+        if data.streaming is True:
+            raise ConfigError(
+                "data.streaming=true does not work with several ranks (torchrun) yet: rank 0 hands the "
+                "prepared data to the others in memory; set data.streaming=false"
+            )
+        return False
     if data.streaming != "auto":
         return bool(data.streaming)
     paths = [data_path, data.test_path, data.unlabeled_path]

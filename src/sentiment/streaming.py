@@ -36,7 +36,7 @@ from sentiment.data import (
 )
 from sentiment.errors import DataError
 from sentiment.ngrams import kept_ngrams, merge_counts, ngram_text_counts
-from sentiment.paths import home_dir
+from sentiment.paths import scratch_dir
 from sentiment.phrases import apply_phrases, learn_phrases
 from sentiment.text import TextEncoder, TokenBags
 from sentiment.tokenizer import TokenizerSettings, tokenize_many
@@ -195,9 +195,7 @@ def prepare_streamed(config: Config, path: Path, reporter: Reporter) -> Prepared
     """``sentiment.prepare``'s result for ``config``'s data, computed a chunk of texts at a time."""
     from sentiment import prepare as in_memory
 
-    scratch = home_dir() / "tmp"  # on disk: /tmp may be memory
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="streaming-", dir=scratch) as tmp:
+    with tempfile.TemporaryDirectory(prefix="streaming-", dir=scratch_dir()) as tmp:
         work = Path(tmp)
         with reporter.stage("data"):
             data = read_streamed(config.data, config.seed, path, work)

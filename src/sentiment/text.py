@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.arrays import release_pages, unique_sorted
+from sentiment.arrays import adjacent_view, release_pages, unique_sorted
 from sentiment.ngrams import add_ngrams, ngram_word_ids, window_keys
 from sentiment.phrases import apply_phrases
 from sentiment.tokenizer import TokenizerSettings, tokenize
@@ -88,22 +88,8 @@ def concat_bags(parts: Sequence[TokenBags]) -> TokenBags:
         return TokenBags(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
     shifts = np.cumsum([0] + [len(p.ids) for p in parts[:-1]])
     offsets = [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
-    ids = _adjacent_view([p.ids for p in parts])
+    ids = adjacent_view([p.ids for p in parts])
     return TokenBags(np.concatenate([p.ids for p in parts]) if ids is None else ids, np.concatenate(offsets))
-
-
-def _adjacent_view(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """One view of memory-mapped arrays that are consecutive slices of the same map; else None."""
-    base = arrays[0].base
-    if not isinstance(base, np.memmap) or base.ndim != 1:
-        return None
-    size, origin = base.itemsize, base.ctypes.data
-    start = position = (arrays[0].ctypes.data - origin) // size
-    for a in arrays:
-        if a.base is not base or a.dtype != base.dtype or a.ctypes.data != origin + position * size:
-            return None
-        position += len(a)
-    return base[start:position]
 
 
 NGRAM_TABLES_MIN_TEXTS = 2000
