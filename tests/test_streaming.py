@@ -236,3 +236,14 @@ def test_frozen_features_out_of_core_are_rows_on_disk(tmp_path: Path) -> None:
     streamed = train(load_config(None, [*sets, "data.streaming=true"]), tmp_path / "a")
     kept = train(load_config(None, [*sets, "data.streaming=false"]), tmp_path / "b")
     assert abs(streamed.metrics["accuracy"] - kept.metrics["accuracy"]) <= 0.02
+
+
+def test_several_ranks_keep_the_data_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiment import distributed
+    from sentiment.errors import ConfigError
+
+    data = _shards(tmp_path / "shards")
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    assert not streams(load_config(None, [*BASE, f"data.path={data}"]).data, data)  # auto: in memory
+    with pytest.raises(ConfigError, match=r"data\.streaming=true does not work with several ranks"):
+        streams(load_config(None, [*BASE, f"data.path={data}", "data.streaming=true"]).data, data)
