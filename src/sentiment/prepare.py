@@ -14,7 +14,7 @@ import functools
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,7 +245,7 @@ def _compute(config: Config, splits: Splits, reporter: Reporter) -> Prepared:
 def _learn_vocabulary(config: Config, splits: Splits, p: Prepared, reporter: Reporter) -> list[list[str]]:
     """Tokenise the training texts, learn phrases, Word2Vec and n-grams: fills ``p``'s encoder, vectors and
     counts; returns the training texts' words (tokenised once, reused for their ids)."""
-    text, w2v, encoder = config.text, config.word2vec, p.encoder
+    text, encoder = config.text, p.encoder
     with reporter.stage("tokenise"):
         train_words = _tokenize_train(splits.train.texts, encoder.settings, reporter)
     if text.phrases:
@@ -255,17 +255,8 @@ def _learn_vocabulary(config: Config, splits: Splits, p: Prepared, reporter: Rep
             train_words = [apply_phrases(t, encoder.phrases) for t in train_words]
         reporter.log(f"phrases: {len(encoder.phrases)} learnt")
 
-    with reporter.stage("word2vec"), on_word2vec_epoch(reporter, w2v.epochs) as on_epoch:
-        # Only training (+ unlabelled) text reaches Word2Vec: validation and test text never do.
-        corpus = _corpus(train_words, splits.unlabeled, encoder)
-        wv, p.word2vec_cache_hit = train_word2vec(corpus, w2v, config.seed, on_epoch=on_epoch)
-    kind = (
-        "reused from cache"
-        if p.word2vec_cache_hit
-        else f"{'skip-gram' if w2v.sg else 'CBOW'}, {w2v.epochs} epochs"
-    )
-    reporter.log(f"word2vec: {len(wv.words)} words x {wv.vectors.shape[1]} dims ({kind})")
-    p.word2vec_key, encoder.n_words = wv.cache_key, len(wv.words)
+    # Only training (+ unlabelled) text reaches Word2Vec: validation and test text never do.
+    wv = learn_word_vectors(config, _corpus(train_words, splits.unlabeled, encoder), p, reporter)
     if text.ngrams > 1:
         with reporter.stage("n-grams"):
             kept = frequent_ngrams(train_words, text.ngrams, text.ngram_min_count, text.ngram_max, wv.index())
@@ -320,6 +311,24 @@ def with_ngrams(wv: WordVectors, kept: list[tuple[str, int]]) -> WordVectors:
         np.concatenate([wv.counts, np.array([c for _, c in kept], dtype=wv.counts.dtype)]),
         cache_key=wv.cache_key,
     )
+
+
+def learn_word_vectors(
+    config: Config, corpus: Iterable[list[str]], p: Prepared, reporter: Reporter
+) -> WordVectors:
+    """The Word2Vec stage on ``corpus`` (training words, then unlabelled ones), with a bar and a log line;
+    sets ``p``'s Word2Vec fields and its encoder's number of words."""
+    w2v = config.word2vec
+    with reporter.stage("word2vec"), on_word2vec_epoch(reporter, w2v.epochs) as on_epoch:
+        wv, p.word2vec_cache_hit = train_word2vec(corpus, w2v, config.seed, on_epoch=on_epoch)
+    kind = (
+        "reused from cache"
+        if p.word2vec_cache_hit
+        else f"{'skip-gram' if w2v.sg else 'CBOW'}, {w2v.epochs} epochs"
+    )
+    reporter.log(f"word2vec: {len(wv.words)} words x {wv.vectors.shape[1]} dims ({kind})")
+    p.word2vec_key, p.encoder.n_words = wv.cache_key, len(wv.words)
+    return wv
 
 
 @contextlib.contextmanager

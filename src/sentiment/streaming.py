@@ -40,7 +40,6 @@ from sentiment.paths import scratch_dir
 from sentiment.phrases import apply_phrases, learn_phrases
 from sentiment.text import TextEncoder, TokenBags
 from sentiment.tokenizer import TokenizerSettings, tokenize_many
-from sentiment.word2vec import train_word2vec
 
 if TYPE_CHECKING:
     from sentiment.config import Config, DataConfig
@@ -240,9 +239,9 @@ def _learn_vocabulary(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Phrases, Word2Vec and n-grams, as the in-memory preparation learns them; returns the training texts'
     word ids (on disk, -1 for words Word2Vec does not know) and their lengths."""
-    from sentiment.prepare import on_word2vec_epoch, with_ngrams
+    from sentiment.prepare import learn_word_vectors, with_ngrams
 
-    text, w2v, encoder = config.text, config.word2vec, p.encoder
+    text, encoder = config.text, p.encoder
 
     def corpus() -> Iterator[list[str]]:  # training words then unlabelled ones, as prepare's _corpus
         yield from _train_words(data, encoder)
@@ -256,15 +255,7 @@ def _learn_vocabulary(
                 learn_phrases(corpus(), text.phrases_min_count, text.phrases_threshold)
             )
         reporter.log(f"phrases: {len(encoder.phrases)} learnt")
-    with reporter.stage("word2vec"), on_word2vec_epoch(reporter, w2v.epochs) as on_epoch:
-        wv, p.word2vec_cache_hit = train_word2vec(corpus(), w2v, config.seed, on_epoch=on_epoch)
-    kind = (
-        "reused from cache"
-        if p.word2vec_cache_hit
-        else f"{'skip-gram' if w2v.sg else 'CBOW'}, {w2v.epochs} epochs"
-    )
-    reporter.log(f"word2vec: {len(wv.words)} words x {wv.vectors.shape[1]} dims ({kind})")
-    p.word2vec_key, encoder.n_words = wv.cache_key, len(wv.words)
+    wv = learn_word_vectors(config, corpus(), p, reporter)
 
     with reporter.stage("tokenise"):
         start = time.perf_counter()
