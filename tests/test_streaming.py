@@ -247,3 +247,15 @@ def test_several_ranks_keep_the_data_in_memory(tmp_path: Path, monkeypatch: pyte
     assert not streams(load_config(None, [*BASE, f"data.path={data}"]).data, data)  # auto: in memory
     with pytest.raises(ConfigError, match=r"data\.streaming=true does not work with several ranks"):
         streams(load_config(None, [*BASE, f"data.path={data}", "data.streaming=true"]).data, data)
+
+
+def test_sharded_data_in_memory_is_cached_by_each_shard(tmp_path: Path) -> None:
+    """A directory of shards keys the prepared-data cache by every shard's name and contents: a re-run hits,
+    a changed shard misses."""
+    data = _shards(tmp_path / "shards")
+    config = load_config(None, [*BASE, f"data.path={data}", "data.streaming=false"])
+    assert not prepare(config).cache_hit
+    assert prepare(config).cache_hit
+    shard = data / "part-1.csv"
+    shard.write_text(shard.read_text().replace("film", "picture"))
+    assert not prepare(config).cache_hit
