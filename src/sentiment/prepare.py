@@ -93,17 +93,17 @@ def prepare(config: Config, reporter: Reporter | None = None) -> Prepared:
         reporter.log(f"data: Kaggle dataset {handle} (kagglehub, cached after the first download)")
     with reporter.stage("data"), download_progress(reporter) if downloading else nullcontext():
         path = resolve_data_path(config.data)  # downloads once; every later step reads this path
-    if streams(config.data, path):
+        streamed = streams(config.data, path)
+        key = cache_key(config, path) if config.word2vec.cache and not streamed else None
+        cached = _from_cache(key) if key is not None else None
+        splits = load_splits(config.data, config.seed, path) if cached is None and not streamed else None
+    if streamed:
         from sentiment.streaming import prepare_streamed
 
         reporter.log("data: out of core (data.streaming): texts and token ids stream through files on disk")
         prepared = prepare_streamed(config, path, reporter)
         _check_negation(prepared, reporter)
         return prepared
-    with reporter.stage("data"):
-        key = cache_key(config, path) if config.word2vec.cache else None
-        cached = _from_cache(key) if key is not None else None
-        splits = load_splits(config.data, config.seed, path) if cached is None else None
     if cached is not None:
         log_data(reporter, cached)
         reporter.log(

@@ -196,7 +196,7 @@ def prepare_streamed(config: Config, path: Path, reporter: Reporter) -> Prepared
 
     with tempfile.TemporaryDirectory(prefix="streaming-", dir=scratch_dir()) as tmp:
         work = Path(tmp)
-        with reporter.stage("data"):
+        with reporter.stage("read"):  # the "data" stage found the files
             data = read_streamed(config.data, config.seed, path, work)
         labels = {name: data.split_labels(name) for name in in_memory.SPLITS}
         prepared = in_memory.Prepared(
