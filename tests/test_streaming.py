@@ -24,8 +24,10 @@ from sentiment.text import TokenBags, concat_bags
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 7 texts: every stage crosses many chunk boundaries on the tests' few hundred rows."""
+    """Chunks of 7 texts: every stage crosses many chunk boundaries on the tests' few hundred rows; n-gram
+    counts merged every few chunks."""
     monkeypatch.setattr(streaming, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(streaming, "MERGE_ENTRIES", 50)
 
 
 def _same(a, b) -> None:

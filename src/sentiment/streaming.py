@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from sentiment.progress import Reporter
 
 CHUNK_ROWS = 8192  # texts per chunk: a few MB of reviews
+MERGE_ENTRIES = 1 << 22  # n-gram counts gathered from chunks before they are merged into the running total
 
 
 class TextStore:
@@ -319,8 +320,15 @@ def _frequent_ngrams(
         )
     counted = {}
     for size in range(2, text.ngrams + 1):
-        parts = [ngram_text_counts(ids, part, size, base) for ids, part in _word_id_chunks(word_ids, lengths)]
-        counted[size] = merge_counts(parts) if parts else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        total = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        pending: list[tuple[np.ndarray, np.ndarray]] = []
+        for ids, part in _word_id_chunks(word_ids, lengths):
+            pending.append(ngram_text_counts(ids, part, size, base))
+            # Merged once the chunks' counts outgrow the running total: memory stays a small multiple of
+            # the distinct n-grams, not one count array per chunk (a chunk of reviews has about a million).
+            if sum(len(k) for k, _ in pending) >= max(len(total[0]), MERGE_ENTRIES):
+                total, pending = merge_counts([total, *pending]), []
+        counted[size] = merge_counts([total, *pending])
     return kept_ngrams(counted, index, text.ngram_min_count, text.ngram_max)
 
 
