@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from sentiment.prepare import Prepared
 
 
+# Rows or ids mapped from disk (data.streaming): the pages read for batches are unmapped every this many
+# batches, so an epoch's random reads do not leave the whole file resident.
+RELEASE_EVERY = 256
+
+
 class TensorBatches(Dataset):
     """Rows of a feature matrix, fetched a batch of indices at a time."""
 
@@ -50,7 +55,7 @@ class TensorBatches(Dataset):
         # index_select, not features[index]: advanced indexing goes through a parallel kernel whose thread
         # hand-off costs milliseconds per batch on a busy CPU (measured: 8 ms vs 3 us for 64 rows).
         self._batches += 1
-        if self.mapped is not None and self._batches % BagBatches.RELEASE_EVERY == 0:
+        if self.mapped is not None and self._batches % RELEASE_EVERY == 0:
             release_pages(self.mapped)
         index = torch.as_tensor(rows, dtype=torch.int64, device=self.features.device)
         return self.features.index_select(0, index), self.labels.index_select(0, index)
@@ -58,10 +63,6 @@ class TensorBatches(Dataset):
 
 class BagBatches(Dataset):
     """Token-id bags (for the fine-tuned EmbeddingBag), fetched a batch of indices at a time."""
-
-    # Ids mapped from disk (data.streaming): the pages read for batches are unmapped every this many batches,
-    # so an epoch's random reads do not leave the whole file resident.
-    RELEASE_EVERY = 256
 
     def __init__(self, bags: TokenBags, labels: np.ndarray) -> None:
         self.bags, self.labels = bags, torch.as_tensor(labels, dtype=torch.float32)
@@ -72,7 +73,7 @@ class BagBatches(Dataset):
 
     def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self._batches += 1
-        if self._batches % self.RELEASE_EVERY == 0:
+        if self._batches % RELEASE_EVERY == 0:
             release_pages(self.bags.ids)
         sub = self.bags.subset(np.asarray(rows, dtype=np.int64))
         index = torch.as_tensor(rows, dtype=torch.int64)

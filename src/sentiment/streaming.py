@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +38,7 @@ from sentiment.errors import DataError
 from sentiment.ngrams import kept_ngrams, merge_counts, ngram_text_counts
 from sentiment.paths import scratch_dir
 from sentiment.phrases import apply_phrases, learn_phrases
-from sentiment.text import TextEncoder, TokenBags
+from sentiment.text import TextEncoder, TokenBags, token_ids
 from sentiment.tokenizer import TokenizerSettings, tokenize_many
 
 if TYPE_CHECKING:
@@ -262,9 +262,8 @@ def _learn_vocabulary(
         start = time.perf_counter()
         index, writer, lengths = wv.index(), ArrayWriter(work / "words.bin", np.int32), []
         for words in _chunked(_train_words(data, encoder), CHUNK_ROWS):
-            counts = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-            ids = map(index.get, chain.from_iterable(words), repeat(-1))
-            writer.append(np.fromiter(ids, np.int64, int(counts.sum())))
+            ids, counts = token_ids(words, index)
+            writer.append(ids)
             lengths.append(counts)
         word_ids, text_lengths = writer.finish(), np.concatenate(lengths)
     reporter.log(
@@ -299,11 +298,10 @@ def _chunked(items: Iterable[list[str]], size: int) -> Iterator[list[list[str]]]
 
 def _word_id_chunks(word_ids: np.ndarray, lengths: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(word ids in memory, lengths) of ``CHUNK_ROWS`` texts at a time."""
-    ends = np.cumsum(lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
     for i in range(0, len(lengths), CHUNK_ROWS):
         part = lengths[i : i + CHUNK_ROWS]
-        hi = int(ends[i + len(part) - 1]) if len(part) else 0
-        lo = hi - int(part.sum())
+        lo, hi = int(starts[i]), int(starts[i + len(part)])
         yield np.array(word_ids[lo:hi], dtype=np.int64), part
         release_pages(word_ids)
 

@@ -69,15 +69,22 @@ def distinct_tokens(bags: TokenBags, vocab_size: int) -> tuple[np.ndarray, np.nd
 
 def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> TokenBags:
     """Map tokens to vocabulary ids, dropping unknown ones."""
-    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-    total = int(lengths.sum())
+    return known_bags(*token_ids(token_lists, index))
+
+
+def token_ids(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(every token's id back to back, -1 for a token not in ``index``; each text's length in tokens)."""
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
     tokens = chain.from_iterable(token_lists)
-    ids = np.fromiter(map(index.get, tokens, repeat(-1)), dtype=np.int64, count=total)
+    return np.fromiter(map(index.get, tokens, repeat(-1)), np.int64, int(lengths.sum())), lengths
+
+
+def known_bags(ids: np.ndarray, lengths: np.ndarray) -> TokenBags:
+    """The bags of texts given as ``token_ids``' result, unknown tokens (-1) dropped."""
     known = ids >= 0
-    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
-    counts = np.bincount(doc[known], minlength=len(token_lists))
-    offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(doc[known], minlength=len(lengths)), out=offsets[1:])
     return TokenBags(ids[known], offsets)
 
 
@@ -151,26 +158,14 @@ class TextEncoder:
         """Ids of words and their n-grams without building an n-gram string: each n-gram is looked up by its
         word ids, vectorised (3x faster than joining and hashing strings). Same ids in the same order as
         ``encode([self.tokens(w) ...])``: each text's known words, then its known bigrams, then trigrams."""
-        return self.encode_word_ids(*self.word_ids(word_lists))
-
-    def word_ids(self, word_lists: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """(word ids back to back, -1 for a word not in the vocabulary; each text's length in words)."""
-        lengths = np.fromiter(map(len, word_lists), dtype=np.int64, count=len(word_lists))
-        total = int(lengths.sum())
-        ids = np.fromiter(map(self.index.get, chain.from_iterable(word_lists), repeat(-1)), np.int64, total)
-        return ids, lengths
+        return self.encode_word_ids(*token_ids(word_lists, self.index))
 
     def encode_word_ids(self, word_ids: np.ndarray, lengths: np.ndarray) -> TokenBags:
-        """Token ids of texts given as ``word_ids``' result: their known words, then their known n-grams
-        (when the vocabulary has n-grams: ``_ngram_tables`` must not be None)."""
-        n_texts = len(lengths)
+        """Token ids of texts given as their word ids (``token_ids``' result): their known words, then their
+        known n-grams (when the vocabulary has n-grams: ``_ngram_tables`` must not be None)."""
         if self.ngrams == 1 or self.n_words >= len(self.vocab):
-            known = word_ids >= 0
-            doc = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
-            offsets = np.zeros(n_texts + 1, dtype=np.int64)
-            np.cumsum(np.bincount(doc[known], minlength=n_texts), out=offsets[1:])
-            return TokenBags(word_ids[known], offsets)
-        total = len(word_ids)
+            return known_bags(word_ids, lengths)
+        n_texts, total = len(lengths), len(word_ids)
         doc = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
         position = np.arange(total, dtype=np.int64)
         known = word_ids >= 0
