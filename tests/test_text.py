@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from sentiment.ngrams import add_ngrams
 from sentiment.phrases import apply_phrases
@@ -87,3 +88,38 @@ def test_a_few_texts_skip_the_ngram_tables_to_the_same_ids() -> None:
     encoder._ngram_tables  # noqa: B018 -- now built: the vectorised path runs
     again = encoder.encode(texts)
     assert np.array_equal(few.ids, again.ids) and np.array_equal(few.offsets, again.offsets)
+
+
+def test_many_texts_in_small_batches_use_the_ngram_tables() -> None:
+    """A server's requests or a large file encoded 512 texts at a time are many texts in all: ``expect``
+    builds the vectorised look-up once (the string path is 2x slower), and the ids stay the same."""
+    import random
+
+    from sentiment.predictor import Predictor
+    from sentiment.text import NGRAM_TABLES_MIN_TEXTS
+
+    rng = random.Random(7)
+    known = [f"w{i}" for i in range(20)]
+    grams = sorted({" ".join(rng.choices(known, k=2)) for _ in range(100)})
+    texts = [" ".join(rng.choices(known, k=12)) for _ in range(NGRAM_TABLES_MIN_TEXTS)]
+    reference = TextEncoder(TokenizerSettings(), frozenset(), 2, known + grams, len(known)).encode(texts[:5])
+    encoder = TextEncoder(TokenizerSettings(), frozenset(), 2, known + grams, len(known))
+    encoder.expect(10)
+    assert "_ngram_tables" not in encoder.__dict__  # a few texts: no tables
+    encoder.expect(NGRAM_TABLES_MIN_TEXTS)
+    assert encoder._ngram_tables is not None
+    batch = encoder.encode(texts[:5])  # a small batch now takes the vectorised path, to the same ids
+    assert np.array_equal(batch.ids, reference.ids) and np.array_equal(batch.offsets, reference.offsets)
+
+    class Stop(Exception):
+        pass
+
+    # the predictor asks for the tables before it splits its input into batches
+    seen: list[int] = []
+    predictor = Predictor.__new__(Predictor)
+    predictor.encoder = TextEncoder(TokenizerSettings(), frozenset(), 2, known + grams, len(known))
+    predictor._predict = lambda texts, batch_size: (_ for _ in ()).throw(Stop())  # type: ignore[method-assign]
+    predictor.encoder.expect = seen.append  # type: ignore[method-assign]
+    with pytest.raises(Stop):
+        predictor.predict_proba(texts)
+    assert seen == [len(texts)]

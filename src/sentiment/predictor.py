@@ -85,6 +85,7 @@ class Predictor:
         Python and holds the GIL, so threads would not help.
         """
         workers = workers or cpu_count()
+        self.encoder.expect(len(texts))  # built before forking: every worker shares the tables
         if workers > 1 and len(texts) >= PARALLEL_MIN_TEXTS and can_fork():
             ranges = split_ranges(len(texts), workers * 2)
             parts = fork_map(

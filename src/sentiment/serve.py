@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sentiment import __version__
 from sentiment.explain import explain
 from sentiment.predictor import Predictor
+from sentiment.text import NGRAM_TABLES_MIN_TEXTS
 
 # the environment carries the settings to uvicorn's worker processes, which import the app by name
 ENV_SETTINGS = "SENTIMENT_SERVE_SETTINGS"
@@ -159,6 +160,8 @@ def model_info(predictor: Predictor) -> dict[str, Any]:
 def create_app(settings: ServeSettings) -> FastAPI:
     """The app for one model directory (loaded now: a broken one raises ``ModelDirError`` here)."""
     predictor = Predictor.load(settings.model_dir)
+    # A server encodes many texts over its life, a few per request: build the n-gram look-up once, now.
+    predictor.encoder.expect(NGRAM_TABLES_MIN_TEXTS)
     info = model_info(predictor)
     page = PAGE.read_text(encoding="utf-8")
     app = FastAPI(

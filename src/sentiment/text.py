@@ -189,17 +189,20 @@ class TextEncoder:
         np.cumsum(np.bincount(all_doc, minlength=n_texts), out=offsets[1:])
         return TokenBags(np.concatenate(parts_id)[order], offsets)
 
+    def expect(self, n_texts: int) -> None:
+        """Get ready to encode about ``n_texts`` texts, in one call or in many small ones (a server's
+        requests, a large input encoded a batch at a time): the vectorised n-gram look-up pays for its
+        tables (0.8 s for 230,000 bigrams) only on many texts, and is 2x faster from then on."""
+        if self.ngrams > 1 and n_texts >= NGRAM_TABLES_MIN_TEXTS:
+            self._ngram_tables  # noqa: B018 -- built once, cached
+
     def encode(self, texts: Sequence[str], chunk: int = 4096) -> TokenBags:
         """Ids of raw texts, a chunk at a time: one chunk's tokens are held at most."""
         index, settings, phrases, n = self.index, self.settings, self.phrases, self.ngrams
-        # The vectorised n-gram look-up pays for its tables (0.8 s for 230,000 bigrams) only on many texts:
-        # a few texts (a `predict` of one review) join their n-grams as strings, to the same ids.
-        tables_built = "_ngram_tables" in self.__dict__
-        if (
-            n > 1
-            and (tables_built or len(texts) >= NGRAM_TABLES_MIN_TEXTS)
-            and self._ngram_tables is not None
-        ):
+        # A few texts (a `predict` of one review) join their n-grams as strings, to the same ids, unless the
+        # tables are built already (``expect``).
+        self.expect(len(texts))
+        if n > 1 and "_ngram_tables" in self.__dict__ and self._ngram_tables is not None:
             return concat_bags(
                 [
                     self._encode_with_ngrams([self.words(t) for t in texts[i : i + chunk]])
