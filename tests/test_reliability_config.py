@@ -64,6 +64,29 @@ def test_config_unknown_key_suggests_closest(cli, previous, tiny_config, section
         ("model", {"hidden_dims": []}, "'model.hidden_dims' = []: List should have at least 1 item"),
         ("model", {"hidden_dims": [8, 0]}, "every hidden layer size must be >= 1"),
         ("device", "gpu", "'device' = 'gpu': must be auto, cpu, cuda or cuda:N"),
+        ("training", {"lr": float("inf")}, "'training.lr' = inf: Input should be a finite number"),
+        ("word2vec", {"sample": float("nan")}, "'word2vec.sample' = nan: Input should be a finite number"),
+        ("word2vec", {"alpha": 5}, "'word2vec.alpha' = 5: Input should be less than or equal to 1"),
+        ("seed", -1, "'seed' = -1: Input should be greater than or equal to 0"),
+        ("seed", 2**32, "'seed' = 4294967296: Input should be less than or equal to 4294967295"),
+        (
+            "training",
+            {"cpu_threads": 2**64},
+            "'training.cpu_threads' = 18446744073709551616: Input should be less",
+        ),
+        (
+            "training",
+            {"batch_size": 10**22},
+            "'training.batch_size' = 10000000000000000000000: Input should be",
+        ),
+        ("model", {"hidden_dims": [10**12]}, "every hidden layer size must be <= 65,536"),
+        (
+            "training",
+            {
+                "class_weight": {"positive": float("inf")}
+            },  # the dict member of the union speaks, unnamed tags out
+            "'training.class_weight.positive' = inf: Input should be a finite number",
+        ),
     ],
     ids=[
         "negative-epochs",
@@ -74,6 +97,15 @@ def test_config_unknown_key_suggests_closest(cli, previous, tiny_config, section
         "empty-hidden-dims",
         "zero-width-layer",
         "device",
+        "inf-float",
+        "nan-float",
+        "word2vec-alpha",
+        "negative-seed",
+        "seed-past-numpy",
+        "threads-past-int64",
+        "huge-batch",
+        "huge-layer",
+        "inf-class-weight",
     ],
 )
 def test_config_wrong_type_or_range(cli, previous, tiny_config, section, values, expected) -> None:
@@ -145,3 +177,29 @@ def test_config_nested_past_the_stack(cli, tmp_path: Path) -> None:
     config.write_text("data: " + "[" * 100_000 + "]" * 100_000 + "\n")
     result = cli(["config", "validate", config])
     assert result.exit_code == 2 and "deep.yaml: nested too deeply to be a config" in result.stderr
+
+
+def test_numbers_past_pythons_digit_limit_are_config_errors(cli, tmp_path: Path, tiny_config: Path) -> None:
+    """PyYAML builds ints with int(), which refuses more than 4,300 digits with a ValueError."""
+    big = "9" * 5000
+    result = cli(["config", "validate", tiny_config, "--set", f"seed={big}"])
+    assert_bad_input(result, "--set seed: a number with more than 4,300 digits")
+    tiny_config.write_text(tiny_config.read_text() + f"seed: {big}\n")
+    result = cli(["config", "validate", tiny_config])
+    assert_bad_input(result, str(tiny_config), "a number with more than 4,300 digits")
+
+
+def test_config_validate_checks_what_train_checks_before_reading_data(
+    cli, tmp_path: Path, tiny_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the model and the caches go, and the device: `train` refuses these before any work, so
+    `config validate` must too."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = cli(["config", "validate", tiny_config, "--set", f"output_dir={blocker / 'runs'}"])
+    assert_bad_input(result, "cannot be created", "afile is a file, not a directory")
+    result = cli(["config", "validate", tiny_config, "--set", "device=cuda:7"])
+    assert result.exit_code == 2 and "cuda:7" in result.stderr
+    monkeypatch.setenv("SENTIMENT_HOME", str(blocker))
+    result = cli(["config", "validate", tiny_config])
+    assert_bad_input(result, f"SENTIMENT_HOME {blocker} is a file")

@@ -90,3 +90,16 @@ def test_weighted_loss_is_each_rows_bce_times_its_class_weight() -> None:
     bce2 = torch.nn.functional.binary_cross_entropy(probs2, y2, reduction="none")
     expected2 = (bce2 * torch.tensor([[2.0, 1.0], [1.0, 5.0]])).mean()
     assert torch.allclose(make_criterion([2.0, 5.0])(probs2, y2), expected2)
+
+
+def test_weights_that_blow_up_stop_training_with_a_config_error() -> None:
+    """NaN outputs made BCELoss fail with an internal RuntimeError; the cause is the step size."""
+    x, y = _data(64, 0)
+    model = SimpleMLP(6, [8])
+    with torch.no_grad():
+        model.net[0].weight.fill_(float("nan"))  # where a too large learning rate ends up
+    cfg = TrainingConfig(epochs=2, lr=1e38)
+    with pytest.raises(ConfigError, match=r"training diverged in epoch 1: .*training\.lr = 1e\+38"):
+        fit(
+            model, make_loader(TensorBatches(x, y), 32, shuffle=False, seed=0), None, cfg, torch.device("cpu")
+        )

@@ -843,12 +843,17 @@ def config_show(config: ConfigArg, set_: SetOpt = None, debug: DebugOpt = False)
 @config_app.command("validate")
 @_handle_errors
 def config_validate(config: ConfigArg, set_: SetOpt = None, debug: DebugOpt = False) -> None:
-    """Check a config without training (settings, and that its data files exist); exit 0 when it is valid."""
+    """Check a config without training (settings, its data files, the device and where the model and the
+    caches go): what `train` would refuse before reading data; exit 0 when it is valid."""
     from sentiment.config import check_compatible, check_files, load_config
+    from sentiment.pipeline import output_path
+    from sentiment.runtime import resolve_device
 
     cfg = load_config(config, set_ or [])
     check_compatible(cfg)
     check_files(cfg)
+    output_path(cfg, None, Path(str(config)).name.removesuffix(".yaml"))  # as `train` names the directory
+    resolve_device(cfg.device)
     typer.echo(f"{config}: valid")
 
 

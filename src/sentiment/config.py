@@ -22,7 +22,8 @@ CONFIG_VERSION = 1
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Every float setting is finite: inf or nan (YAML .inf, 1e400) is refused here, not met in the training.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -179,20 +180,24 @@ class TextConfig(_Section):
 
 class Word2VecConfig(_Section):
     vector_size: int = Field(100, ge=1, le=4096, description="Dimension of the word vectors.")
-    window: int = Field(5, ge=1, description="Context window size.")
+    window: int = Field(5, ge=1, le=1000, description="Context window size.")
     min_count: int = Field(2, ge=1, description="Ignore words with fewer occurrences.")
-    epochs: int = Field(5, ge=1, description="Passes over the corpus.")
+    epochs: int = Field(5, ge=1, le=100_000, description="Passes over the corpus.")
     sg: Literal[0, 1] = Field(1, description="1: skip-gram, 0: CBOW.")
-    negative: int = Field(5, ge=0, description="Negative samples per positive (0: hierarchical softmax).")
+    negative: int = Field(
+        5, ge=0, le=1000, description="Negative samples per positive (0: hierarchical softmax)."
+    )
     sample: float = Field(1e-3, ge=0, description="Down-sampling threshold for frequent words.")
-    alpha: float = Field(0.025, gt=0, description="Initial learning rate.")
+    alpha: float = Field(0.025, gt=0, le=1, description="Initial learning rate.")
     max_vocab_size: int | None = Field(
         None, gt=0, description="Prune the vocabulary while building it (memory cap)."
     )
     workers: int = Field(
-        0, ge=0, description="Worker threads; 0 uses every core. 1 gives bit-identical vectors."
+        0, ge=0, le=1024, description="Worker threads; 0 uses every core. 1 gives bit-identical vectors."
     )
-    seed: int | None = Field(None, description="Word2Vec seed (default: the top-level seed).")
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, description="Word2Vec seed (default: the top-level seed)."
+    )
     cache: bool = Field(
         True,
         description="Reuse the vectors and token ids computed from the same data with the same settings.",
@@ -216,6 +221,9 @@ class FeaturesConfig(_Section):
     normalize: bool = Field(
         False, description="Standardise features with the training mean and std (frozen features only)."
     )
+
+
+MAX_LAYER = 65_536
 
 
 class ModelConfig(_Section):
@@ -253,12 +261,14 @@ class ModelConfig(_Section):
     def _positive(cls, dims: list[int]) -> list[int]:
         if any(d < 1 for d in dims):
             raise ValueError("every hidden layer size must be >= 1")
+        if any(d > MAX_LAYER for d in dims):  # a typo, and torch's allocation error otherwise
+            raise ValueError(f"every hidden layer size must be <= {MAX_LAYER:,}")
         return dims
 
 
 class TrainingConfig(_Section):
-    epochs: int = Field(20, ge=1, description="Maximum training epochs.")
-    batch_size: int = Field(64, ge=1, description="Mini-batch size.")
+    epochs: int = Field(20, ge=1, le=100_000, description="Maximum training epochs.")
+    batch_size: int = Field(64, ge=1, le=2**20, description="Mini-batch size.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Adam weight decay (L2).")
     embedding_lr: float | None = Field(
@@ -288,10 +298,11 @@ class TrainingConfig(_Section):
     monitor: Literal["val_loss", "val_accuracy", "val_f1"] = Field(
         "val_loss", description="Validation metric for early stopping and best-weights selection."
     )
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    num_workers: int = Field(0, ge=0, le=256, description="DataLoader worker processes.")
     cpu_threads: int = Field(
         0,
         ge=0,
+        le=1024,
         description=(
             "torch threads on CPU; 0: one for a frozen-feature MLP (its small matrices only pay thread "
             "overhead), every core when fine-tuning embeddings."
@@ -320,7 +331,9 @@ class EvalConfig(_Section):
 
 class Config(_Section):
     version: int = Field(CONFIG_VERSION, description="Config format version.")
-    seed: int = Field(42, description="Seed for Python, NumPy, torch, the split and Word2Vec.")
+    seed: int = Field(
+        42, ge=0, le=2**32 - 1, description="Seed for Python, NumPy, torch, the split and Word2Vec."
+    )
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N.")
     output_dir: str = Field(
         "runs", description="Where `train` writes model directories (runs/<config name>)."
@@ -425,9 +438,28 @@ def _suggest(key: str, section_keys: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _is_type_mismatch(error: Any) -> bool:
+    return error["type"] == "literal_error" or error["type"].endswith(("_type", "_parsing"))
+
+
+def _is_member_tag(part: object) -> bool:
+    return isinstance(part, str) and ("[" in part or part == "bool")
+
+
+def _setting_of(error: Any) -> tuple[object, ...]:
+    """The setting an error is about: its location up to the first union member tag."""
+    loc = error["loc"]
+    cut = next((i for i, part in enumerate(loc) if _is_member_tag(part)), len(loc))
+    return tuple(loc[:cut])
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    errors = err.errors()
+    # A union setting (class_weight: none | balanced | {label: weight}) reports one error per member; the
+    # member the value's type matches says what is wrong with it, not the members it was never meant for.
+    first = next((e for e in errors if not _is_type_mismatch(e)), errors[0])
+    # and pydantic's member tags (literal['none','balanced'], dict[str,float]) are not keys the user wrote
+    loc = ".".join(str(p) for p in first["loc"] if not _is_member_tag(p))
     if first["type"] == "extra_forbidden":
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""
         candidates = [k for k in all_keys() if k.startswith(f"{parent}.")] if parent else all_keys()
@@ -439,7 +471,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "literal_error":
         return f"{source}: '{loc}' = {value} is not allowed: {message}"
-    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    others = len({_setting_of(e) for e in errors} - {_setting_of(first)})
+    more = f" (and {others} more problem(s))" if others else ""
     return f"{source}: '{loc}' = {value}: {message}{more}"
 
 
@@ -455,7 +488,17 @@ def parse_override(pair: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set '{pair}': value is not valid YAML ({exc.__class__.__name__})") from None
+    except ValueError as exc:
+        raise ConfigError(f"--set {key}: {_unreadable_value(exc)}") from None
     return key, value
+
+
+def _unreadable_value(exc: ValueError) -> str:
+    """Why YAML could not build a scalar: an integer past Python's 4,300-digit limit, a date like
+    2024-13-45 (PyYAML raises ValueError for these, not a YAMLError)."""
+    if "digits" in str(exc):
+        return "a number with more than 4,300 digits; no setting takes one"
+    return f"a value that cannot be read: {str(exc).split(';')[0]}"
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -496,6 +539,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: YAML syntax error{where}: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {_unreadable_value(exc)}") from None
     except RecursionError:  # PyYAML composes recursively: a hostile file nests past Python's stack
         raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if raw is None:

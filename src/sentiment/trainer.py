@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from sentiment import distributed
 from sentiment.config import TrainingConfig
+from sentiment.errors import ConfigError
 from sentiment.fit_state import EpochRecord, FitCallbacks, FitResult, FitState, LoopState
 from sentiment.metrics import compute_metrics
 from sentiment.resume import ResumableFit
@@ -129,7 +130,10 @@ def fit(
         for batch in run.batches():
             *inputs, y = to_device(batch, device)
             optimizer.zero_grad(set_to_none=True)
-            loss, shown, rows = _batch_loss(criterion, net(*inputs), y, class_weights, multiclass)
+            out = net(*inputs)
+            if not bool(torch.isfinite(out).all()):
+                raise _diverged(loop.epoch, config)
+            loss, shown, rows = _batch_loss(criterion, out, y, class_weights, multiclass)
             loss.backward()
             optimizer.step()
             run.batch_done(shown, rows)
@@ -151,6 +155,18 @@ def fit(
         _early_stopping(loop, record, model, config, val_loader is not None)
         run.epoch_done(config.epochs)
     return run.finish()
+
+
+def _diverged(epoch: int, config: TrainingConfig) -> ConfigError:
+    """Outputs that are NaN or infinite: the weights blew up, which the settings cause (too large a step or
+    decay), not the data; the loss function would otherwise fail with an internal error."""
+    rates = f"training.lr = {config.lr:g}, training.wide_lr = {config.wide_lr:g}"
+    if config.embedding_lr is not None:
+        rates += f", training.embedding_lr = {config.embedding_lr:g}"
+    return ConfigError(
+        f"training diverged in epoch {epoch}: the model's outputs became NaN or infinite; lower the learning "
+        f"rates ({rates}) or training.weight_decay = {config.weight_decay:g}"
+    )
 
 
 def _batch_loss(
