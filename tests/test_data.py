@@ -11,27 +11,45 @@ import pytest
 
 from conftest import SHARED, make_review, write_reviews
 from sentiment.config import DataConfig
-from sentiment.data import load_splits, read_table
+from sentiment.data import load_splits, read_chunks, read_table
 from sentiment.errors import DataError
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl", ".csv.gz", ".jsonl.gz"])
+@pytest.mark.parametrize(
+    "suffix",
+    [".csv", ".tsv", ".parquet", ".jsonl", ".csv.gz", ".jsonl.gz", ".parquet.gz", "bom.jsonl", "bom.csv"],
+)
 def test_every_supported_format_reads_the_same(tmp_path: Path, suffix: str) -> None:
+    """Every suffix the docs list, gzipped too, and a byte-order mark (utf-8-sig) on text formats; both
+    the whole-file reader and the chunked one (data.streaming)."""
     frame = pd.read_csv(write_reviews(tmp_path / "src.csv", n=20))
     path = tmp_path / f"data{suffix}"
-    if suffix.startswith(".csv"):
-        frame.to_csv(path, index=False)
+    encoding = "utf-8-sig" if suffix.startswith("bom") else "utf-8"
+    if ".csv" in suffix:
+        frame.to_csv(path, index=False, encoding=encoding, compression="infer")
     elif suffix == ".tsv":
         frame.to_csv(path, sep="\t", index=False)
-    elif suffix == ".parquet":
-        frame.to_parquet(path)
+    elif suffix.startswith(".parquet"):
+        raw = frame.to_parquet()
+        path.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
     else:
         opener = gzip.open if suffix.endswith(".gz") else open
-        with opener(path, "wt", encoding="utf-8") as fh:
+        with opener(path, "wt", encoding=encoding) as fh:
             for row in frame.to_dict("records"):
                 fh.write(json.dumps(row) + "\n")
     read = read_table(path, ["review", "sentiment"])
     assert read["review"].tolist() == frame["review"].tolist()
+    assert read["sentiment"].tolist() == frame["sentiment"].tolist()
+    chunks = [chunk for _, chunk in read_chunks(path, ["review", "sentiment"], rows=7)]
+    assert pd.concat(chunks)["review"].tolist() == frame["review"].tolist()
+
+
+@pytest.mark.parametrize("line", ["[1, 2, 3]", "42"])
+def test_a_json_lines_row_that_is_not_an_object(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({"review": "fine", "sentiment": "positive"}) + "\n" + line + "\n")
+    with pytest.raises(DataError, match="every line must be a JSON object"):
+        read_table(path, ["review", "sentiment"])
 
 
 def test_split_is_seeded_stratified_and_disjoint(tmp_path: Path) -> None:

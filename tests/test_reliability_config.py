@@ -87,6 +87,11 @@ def test_config_unknown_key_suggests_closest(cli, previous, tiny_config, section
             },  # the dict member of the union speaks, unnamed tags out
             "'training.class_weight.positive' = inf: Input should be a finite number",
         ),
+        (
+            "data",
+            {"text_column": "sentiment", "label_column": "sentiment"},
+            "'data.label_column' = 'sentiment': is also data.text_column",
+        ),
     ],
     ids=[
         "negative-epochs",
@@ -106,6 +111,7 @@ def test_config_unknown_key_suggests_closest(cli, previous, tiny_config, section
         "huge-batch",
         "huge-layer",
         "inf-class-weight",
+        "text-is-label",
     ],
 )
 def test_config_wrong_type_or_range(cli, previous, tiny_config, section, values, expected) -> None:

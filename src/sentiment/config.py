@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from sentiment.errors import ConfigError
 
@@ -119,6 +119,13 @@ class DataConfig(_Section):
             "auto: when the data files take more than 128 MB on disk."
         ),
     )
+
+    @field_validator("label_column")
+    @classmethod
+    def _not_the_text(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("text_column"):
+            raise ValueError("is also data.text_column: the text and the label must be different columns")
+        return value
 
     @field_validator("positive_label", mode="before")
     @classmethod

@@ -4,6 +4,8 @@ test. Warnings (dropped rows) are returned with the data, so a cached run can re
 from __future__ import annotations
 
 import glob
+import gzip
+import io
 import os
 import zlib
 from collections.abc import Iterator
@@ -98,9 +100,9 @@ def _read_file(path: Path, columns: list[str] | None) -> pd.DataFrame:
         if fmt in ("csv", "tsv"):
             frame = pd.read_csv(path, **_csv_options(fmt))
         elif fmt == "parquet":
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(_parquet_source(path))
         else:
-            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
+            frame = pd.read_json(path, lines=True, dtype=False, encoding=JSONL_ENCODING)
     if frame.empty:
         raise DataError(f"{path}: the file has no rows")
     return _selected(frame, columns, path)
@@ -130,7 +132,7 @@ def _shard_chunks(path: Path, columns: list[str] | None, rows: int) -> Iterator[
                 chunks = _parquet_chunks(stack, path, columns, rows)
             else:
                 chunks = stack.enter_context(
-                    pd.read_json(path, lines=True, dtype=False, encoding="utf-8", chunksize=rows)
+                    pd.read_json(path, lines=True, dtype=False, encoding=JSONL_ENCODING, chunksize=rows)
                 )
             chunks = iter(chunks)
         any_rows = False
@@ -152,10 +154,22 @@ def _parquet_chunks(
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    file = stack.enter_context(pq.ParquetFile(path))
+    file = stack.enter_context(pq.ParquetFile(_parquet_source(path)))
     # Only columns the file has are asked for: a missing one is reported by _selected, as read_table does.
     wanted = columns if columns and set(columns) <= set(file.schema_arrow.names) else None
     return (batch.to_pandas() for batch in file.iter_batches(batch_size=rows, columns=wanted))
+
+
+# utf-8-sig: a byte-order mark (some editors write one) is dropped, as pandas already does for CSV.
+JSONL_ENCODING = "utf-8-sig"
+
+
+def _parquet_source(path: Path) -> Path | io.BytesIO:
+    """A gzipped Parquet file (.parquet.gz) is decompressed into memory: Parquet needs to seek, and its
+    columns are compressed already, so such files are small next to what they hold."""
+    if path.suffix.lower() != ".gz":
+        return path
+    return io.BytesIO(gzip.decompress(path.read_bytes()))
 
 
 def _checked_format(path: Path) -> str:
@@ -189,6 +203,12 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
         raise DataError(f"{path}: not UTF-8 text ({where}); re-save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
+    except TypeError:  # pandas' JSON-lines reader meets a line that is a list or a number
+        if fmt != "jsonl":
+            raise
+        raise DataError(
+            f'{path}: cannot parse as jsonl: every line must be a JSON object {{"column": value}}'
+        ) from None
     except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:  # zlib: damaged .gz
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot parse as {fmt}: {first[:200]}") from None
