@@ -41,12 +41,41 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale(target: Path) -> None:
-    """Remove what a killed writer left next to ``target`` (its staging or .old directory): never in place."""
+    """Remove what a killed writer left next to ``target`` (its staging file or directory, or .old
+    directory): never in place."""
     for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
         for leftover in target.parent.glob(pattern):
             pid = leftover.name.rsplit("-", 1)[-1]
             if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                shutil.rmtree(leftover, ignore_errors=True)
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def sigterm_cleans_up() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, like Ctrl-C, so that a half-written file is removed on the way out.
+    Only where SIGTERM would otherwise kill on the spot: a handler already installed (training's, which
+    stops after the batch) is kept."""
+    import signal
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _rename_exchange(a: Path, b: Path) -> bool:
@@ -133,11 +162,22 @@ def atomic_dir(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """An open file (text: UTF-8, newlines untranslated) that replaces ``path`` in one step when the block
-    ends without error; on any error ``path`` is untouched and nothing is left beside it."""
+    ends without error; on any error (SIGTERM included) ``path`` is untouched and nothing is left beside it.
+
+    A symbolic link is followed: the file it points to is replaced, the link stays. A path that is no regular
+    file (a FIFO, /dev/stdout, /dev/null) is written in place: there is nothing to replace."""
+    options: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with path.open(mode, **options) as fh:
+            yield fh
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     try:
-        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+        with sigterm_cleans_up(), tmp.open(mode, **options) as fh:
             yield fh
         os.replace(tmp, path)
     except BaseException:

@@ -6,6 +6,7 @@ Heavy libraries (torch, gensim, pandas, scikit-learn) are imported inside the co
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -35,7 +36,7 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except SentimentError as exc:
             if debug:
                 raise
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {_one_line(str(exc))}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
@@ -50,6 +51,11 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if debug:
                 raise
+            if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+                # the machine, not the program: a full disk, a read-only file system, a quota
+                where = f": {exc.filename}" if exc.filename else ""
+                typer.echo(f"error: {_one_line(f'{exc.strerror or exc}{where}')}", err=True)
+                raise typer.Exit(2) from None
             first = str(exc).splitlines()[0][:200] if str(exc) else ""
             typer.echo(
                 f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
@@ -58,6 +64,14 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def _one_line(message: str) -> str:
+    """A message on one line whatever it quotes: a path may hold a newline."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 app = typer.Typer(
@@ -473,16 +487,32 @@ def eval_(
     print_metrics(metrics, title=f"Evaluation on {metrics['source']}", per_class=True)
 
 
+def _argv_text(text: str) -> str:
+    """A command-line text as the user typed it. Python decodes argv with the locale's encoding, keeping bytes
+    it cannot decode as lone surrogates: back to those bytes, then read as UTF-8 (a C locale, PYTHONUTF8=0),
+    with U+FFFD for bytes that are not UTF-8 either, which output could not hold."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
 def _read_lines(file: Path) -> list[str]:
     if str(file) == "-":
         raw = sys.stdin.buffer.read()
     else:
-        if not file.is_file():
+        if not file.exists():
             raise SentimentError(f"input file not found: {file}")
-        raw = file.read_bytes()
-    text = raw.decode("utf-8", errors="replace")
-    # A line ends at LF or CRLF only, as users count lines; str.splitlines would also split at form feeds,
-    # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs.
+        if file.is_dir():
+            raise SentimentError(f"--file {file} is a directory; give a file with one text per line")
+        raw = file.read_bytes()  # a pipe too: <(command), /dev/stdin, a named FIFO
+    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")  # an editor's byte-order mark
+    # A line ends at LF or CRLF, as users count lines; str.splitlines would also split at form feeds,
+    # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs. A file
+    # without any LF but with CRs has classic Mac line ends: there, CR ends a line.
+    if "\n" not in text and "\r" in text.rstrip("\r"):
+        text = text.replace("\r", "\n")
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     # A blank line inside the file keeps its place (its output is flagged: no known word), so output line i is
     # input line i; blank lines at the very end are the editor's, not texts.
@@ -607,8 +637,7 @@ def predict(
             )
         if any(not t.strip() for t in inputs):
             raise SentimentError("an empty text cannot be classified")
-        # Undecodable argv bytes arrive as lone surrogates, which UTF-8 output cannot hold: make them U+FFFD.
-        inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
+        inputs = [_argv_text(t) for t in inputs]
     explanations = None
     if explain_:
         from sentiment.explain import explain
@@ -732,7 +761,8 @@ def explain(
                 name: [{"token": w, "weight": round(wt, 6), "count": k} for w, wt, k in ranked]
                 for name, ranked in words.items()
             }
-            typer.echo(json.dumps({"method": explaining.METHOD, "labels": rows}, ensure_ascii=False))
+            ascii_only = not report.writes_utf8(sys.stdout)
+            typer.echo(json.dumps({"method": explaining.METHOD, "labels": rows}, ensure_ascii=ascii_only))
         else:
             report.print_top_words(words)
         return
@@ -745,7 +775,7 @@ def explain(
         )
     if file is None and any(not t.strip() for t in inputs):  # a file's blank lines keep their place
         raise SentimentError("an empty text cannot be explained")
-    inputs = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in inputs]
+    inputs = [_argv_text(t) for t in inputs]
     explanations = explaining.explain(predictor, inputs, label)
     if json_:
         report.write_predictions_json(sys.stdout, explanations, None)
@@ -863,12 +893,37 @@ def main() -> NoReturn:
     # fine-tuning took 2.2x as long with spinning threads, 1.07x with sleeping ones, for 14 % more on an idle
     # machine (scripts/benchmark_threads.py). Read once, when torch loads its OpenMP: set before any import.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from sentiment.report import writes_utf8
+
+    for stream in (sys.stdout, sys.stderr):  # a text the encoding cannot hold is escaped, not a crash
+        if not writes_utf8(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
-        app(prog_name="sentiment")  # standalone mode: it always ends in SystemExit
-        code: Any = 0
+        # Not Click's standalone mode: a usage error (a bad option value, an unknown option) becomes one
+        # `error:` line like every other bad input, instead of Click's usage block.
+        result = app(prog_name="sentiment", standalone_mode=False)
+        code: Any = result if isinstance(result, int) else 0
+    except typer.TyperException as exc:  # typer's Click exceptions: usage errors and the like
+        code = _usage_error(exc)
+    except typer.Abort:  # Ctrl-C at a prompt
+        sys.stderr.write("interrupted\n")
+        code = 130
     except SystemExit as exc:
         code = exc.code
     _exit_now(code)
+
+
+def _usage_error(exc: Exception) -> int:
+    """Print a Click usage error as one line naming the problem; return its exit status. A command group
+    given no command (``sentiment``, ``sentiment config``) shows its help, as Click does."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]
+        return 2
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    see = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    sys.stderr.write(f"error: {' '.join(message.split())}{see}\n")
+    return int(getattr(exc, "exit_code", 2))
 
 
 def _exit_now(code: Any) -> NoReturn:

@@ -102,7 +102,8 @@ def _read_file(path: Path, columns: list[str] | None) -> pd.DataFrame:
         elif fmt == "parquet":
             frame = pd.read_parquet(_parquet_source(path))
         else:
-            frame = pd.read_json(path, lines=True, dtype=False, encoding=JSONL_ENCODING)
+            parts = list(_jsonl_chunks(path, rows=1 << 62))  # one chunk: the whole file
+            frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if frame.empty:
         raise DataError(f"{path}: the file has no rows")
     return _selected(frame, columns, path)
@@ -131,9 +132,7 @@ def _shard_chunks(path: Path, columns: list[str] | None, rows: int) -> Iterator[
             elif fmt == "parquet":
                 chunks = _parquet_chunks(stack, path, columns, rows)
             else:
-                chunks = stack.enter_context(
-                    pd.read_json(path, lines=True, dtype=False, encoding=JSONL_ENCODING, chunksize=rows)
-                )
+                chunks = _jsonl_chunks(path, rows)
             chunks = iter(chunks)
         any_rows = False
         while True:
@@ -164,6 +163,49 @@ def _parquet_chunks(
 JSONL_ENCODING = "utf-8-sig"
 
 
+def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """Frames of at most ``rows`` rows of a JSON-lines file, read by pandas; from the first integer past 64
+    bits on (an id, say), which pandas' parser refuses, by Python's json module, to the same frames."""
+    import pandas as pd
+
+    done = 0
+    try:
+        with pd.read_json(path, lines=True, dtype=False, encoding=JSONL_ENCODING, chunksize=rows) as reader:
+            for chunk in reader:
+                done += len(chunk)
+                yield chunk
+        return
+    except ValueError as exc:
+        if "too big" not in str(exc):
+            raise
+    yield from _jsonl_chunks_python(path, rows, skip=done)
+
+
+def _jsonl_chunks_python(path: Path, rows: int, skip: int) -> Iterator[pd.DataFrame]:
+    import json
+
+    import pandas as pd
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    records: list[dict] = []
+    with opener(path, "rt", encoding=JSONL_ENCODING) as fh:
+        for line in fh:
+            if not line.strip():
+                continue  # pandas skips blank lines too
+            if skip:
+                skip -= 1
+                continue
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise TypeError("a JSON-lines row is not an object")
+            records.append(record)
+            if len(records) == rows:
+                yield pd.DataFrame.from_records(records)
+                records = []
+    if records:
+        yield pd.DataFrame.from_records(records)
+
+
 def _parquet_source(path: Path) -> Path | io.BytesIO:
     """A gzipped Parquet file (.parquet.gz) is decompressed into memory: Parquet needs to seek, and its
     columns are compressed already, so such files are small next to what they hold."""
@@ -188,16 +230,29 @@ def _csv_options(fmt: str) -> dict[str, object]:
         "dtype": str,
         "keep_default_na": False,
         "na_values": [""],
+        # A first row with more fields than the header would otherwise make pandas read the first column as
+        # the index and shift every column by one (silently wrong texts); with False it warns, and the
+        # warning is an error (_reading), like a later row's extra fields.
+        "index_col": False,
     }
 
 
 @contextmanager
 def _reading(path: Path, fmt: str) -> Iterator[None]:
     """Map what reading ``path`` as ``fmt`` raises to a one-line DataError naming the file."""
+    import warnings
+
     import pandas as pd
 
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield
+    except pd.errors.ParserWarning:
+        raise DataError(
+            f"{path}: cannot parse as {fmt}: a row has more fields than the header; quote texts that hold "
+            "the separator"
+        ) from None
     except UnicodeDecodeError:
         where = _first_bad_utf8(path)
         raise DataError(f"{path}: not UTF-8 text ({where}); re-save the file as UTF-8") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -267,11 +268,25 @@ def write_predictions_json(
     dicts = [p.to_dict(top_k) for p in predictions]
     if table is not None:
         rows = _with_inputs(table, list(dicts[0]) if dicts else []).to_dict(orient="records")
-        dicts = [{**row, **d} for row, d in zip(rows, dicts, strict=True)]
-    text = "".join(json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in dicts)
+        dicts = [{**_json_safe(row), **d} for row, d in zip(rows, dicts, strict=True)]
+    ascii_only = not writes_utf8(stream)
+    text = "".join(json.dumps(d, ensure_ascii=ascii_only, default=str) + "\n" for d in dicts)
     # U+0085, U+2028 and U+2029 escaped too (json escapes the other line breaks): valid JSON either way, but
     # tools that split lines at them (Python's str.splitlines, JavaScript) then see one line per text
     stream.write(text.translate(_LINE_BREAKS))
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row as JSON can hold it: an empty cell (NaN) or an infinite number becomes null; Python's
+    json would write NaN and Infinity, which no JSON parser accepts."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+def writes_utf8(stream: TextIO) -> bool:
+    """Whether ``stream`` encodes UTF-8; else JSON goes out \\u-escaped, which every encoding holds
+    (PYTHONIOENCODING=ascii, a C locale without UTF-8)."""
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "").replace("_", "")
+    return encoding in ("utf8", "utf8sig")
 
 
 _LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})

@@ -1,0 +1,215 @@
+"""Reliability of what `predict` reads and writes and of how the CLI reports errors: unusual input files,
+output targets that are not regular files, a full disk, an encoding that cannot hold the text, usage errors.
+Each case is one the outside battery of issue #18 names (docs/reliability.md lists them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from _reliability import assert_bad_input
+from sentiment.atomic import atomic_file
+
+
+def run_cli(*args: object, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """The real entry point in a real process: Click's usage errors and the streams' encodings are
+    handled in ``sentiment.cli.main``, which the in-process runner does not go through."""
+    return subprocess.run(
+        [sys.executable, "-m", "sentiment", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
+def predictions(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["predict", "--top-k", "0", "good"], "Invalid value for '--top-k'"),
+        (["predict", "--bogus", "x"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+    ],
+    ids=["bad-value", "unknown-option", "unknown-command"],
+)
+def test_usage_errors_are_one_line(args: list[str], expected: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr  # no Usage: block
+    assert result.stderr.startswith("error: ") and expected in result.stderr and "--help" in result.stderr
+
+
+def test_a_path_with_a_newline_is_named_on_one_line(cli, trained_model: Path, tmp_path: Path) -> None:
+    result = cli(["predict", "-m", trained_model, "--file", tmp_path / "no\nsuch.txt"])
+    assert_bad_input(result, "input file not found", "no\\nsuch.txt")
+
+
+def test_plain_text_lines_bom_and_classic_mac_line_ends(cli, trained_model: Path, tmp_path: Path) -> None:
+    """A byte-order mark is not part of the first text; a file whose lines end in CR alone has as many
+    lines as an editor shows; a CR inside an LF file stays in its text."""
+    reference = cli(["predict", "-m", trained_model, "--json", "good film", "bad movie", "awful"])
+    expected = [(p["text"], p["probability"]) for p in predictions(reference.stdout)]
+    for name, raw in [
+        ("bom.txt", "\ufeffgood film\nbad movie\nawful\n".encode()),
+        ("mac.txt", b"good film\rbad movie\rawful\r"),
+        ("crlf.txt", b"good film\r\nbad movie\r\nawful\r\n"),
+    ]:
+        (tmp_path / name).write_bytes(raw)
+        result = cli(["predict", "-m", trained_model, "--json", "--file", tmp_path / name])
+        assert result.exit_code == 0, result.stderr
+        assert [(p["text"], p["probability"]) for p in predictions(result.stdout)] == expected, name
+    (tmp_path / "stray.txt").write_bytes(b"good\rfilm\nbad movie\n")
+    result = cli(["predict", "-m", trained_model, "--json", "--file", tmp_path / "stray.txt"])
+    assert [p["text"] for p in predictions(result.stdout)] == ["good\rfilm", "bad movie"]
+
+
+def test_file_may_be_a_pipe(cli, trained_model: Path, tmp_path: Path) -> None:
+    """<(command), /dev/stdin on a pipe and named FIFOs are readable files, not missing ones."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("w") as fh:
+            fh.write("good film\nbad movie\n")
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    result = cli(["predict", "-m", trained_model, "--json", "--file", fifo])
+    writer.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert [p["text"] for p in predictions(result.stdout)] == ["good film", "bad movie"]
+
+
+def test_json_output_is_valid_json_with_empty_and_infinite_cells(
+    cli, trained_model: Path, tmp_path: Path
+) -> None:
+    """A table's other columns go into each JSON line: an empty cell or 1e400 must be null, not NaN or
+    Infinity (which no JSON parser accepts); an integer past 64 bits is kept (pandas' parser refuses it)."""
+    (tmp_path / "t.csv").write_text("review,score\ngood film,1.5\nbad movie,\n")
+    (tmp_path / "t.jsonl").write_text(
+        '{"review": "good film", "x": 1e400, "id": 123456789012345678901234567890}\n'
+        '{"review": "bad movie", "x": null, "id": 1}\n'
+    )
+    for name, column, values in [("t.csv", "score", ["1.5", None]), ("t.jsonl", "x", [None, None])]:
+        result = cli(
+            ["predict", "-m", trained_model, "--json", "--text-column", "review", "--file", tmp_path / name]
+        )
+        assert result.exit_code == 0, result.stderr
+        strict = [json.loads(line, parse_constant=pytest.fail) for line in result.stdout.splitlines()]
+        assert [row[column] for row in strict] == values
+    assert [row["id"] for row in strict] == [123456789012345678901234567890, 1]
+
+
+def test_an_output_encoding_that_cannot_hold_the_text(trained_model: Path) -> None:
+    """PYTHONIOENCODING=ascii: JSON comes out \\u-escaped (still the same JSON), lines backslash-escaped."""
+    env = {"PYTHONIOENCODING": "ascii"}
+    result = run_cli("predict", "-m", trained_model, "--json", "emoji 😀 film", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.isascii() and json.loads(result.stdout)["text"] == "emoji 😀 film"
+    result = run_cli("predict", "-m", trained_model, "日本語 film", env=env, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0 and "\\u65e5" in result.stdout, result.stderr
+
+
+def test_a_full_disk_is_a_one_line_error(trained_model: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "sentiment", "predict", "-m", str(trained_model), "--json", "good film"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 2 and result.stderr.strip() == "error: No space left on device", result.stderr
+
+
+def test_atomic_file_follows_a_link_and_writes_a_fifo_in_place(tmp_path: Path) -> None:
+    target = tmp_path / "target.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with atomic_file(link) as fh:
+        fh.write("new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    with atomic_file(fifo) as fh:
+        fh.write("through the pipe")
+    reader.join(timeout=30)
+    assert got == ["through the pipe"] and fifo.exists() and not fifo.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.csv", "target.csv"]
+
+
+def test_a_stale_temporary_file_of_a_dead_writer_is_removed(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f".out.csv.tmp-{int(dead.stdout)}"
+    stale.write_text("half")
+    with atomic_file(tmp_path / "out.csv") as fh:
+        fh.write("whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_sigterm_during_predict_output_leaves_no_temporary_file(trained_model: Path, tmp_path: Path) -> None:
+    lines = "\n".join(f"id{i} good film bad movie acting plot" for i in range(200_000))
+    (tmp_path / "many.txt").write_text(lines + "\n")
+    out = tmp_path / "res.csv"
+    out.write_text("old")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sentiment",
+            "predict",
+            "-m",
+            str(trained_model),
+            "--file",
+            "many.txt",
+            "-o",
+            "res.csv",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while (
+        not list(tmp_path.glob(".res.csv.tmp-*")) and process.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.001)
+    if process.poll() is not None:
+        pytest.skip("the prediction finished before its file could be caught half-written")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr.strip().endswith("interrupted"), stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.txt", "res.csv"]
+    assert out.read_text() == "old"
+
+
+def test_a_ragged_first_row_is_an_error_not_shifted_columns(cli, trained_model: Path, tmp_path: Path) -> None:
+    """pandas reads a first row with more fields than the header by taking the first column as the index:
+    every text shifts by one column, silently."""
+    (tmp_path / "ragged.csv").write_text("review,id\ngood film,1,extra,cols\nbad movie,2\n")
+    result = cli(
+        ["predict", "-m", trained_model, "--file", tmp_path / "ragged.csv", "--text-column", "review"]
+    )
+    assert_bad_input(result, "ragged.csv: cannot parse as csv: a row has more fields than the header")
