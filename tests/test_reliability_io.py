@@ -213,3 +213,90 @@ def test_a_ragged_first_row_is_an_error_not_shifted_columns(cli, trained_model: 
         ["predict", "-m", trained_model, "--file", tmp_path / "ragged.csv", "--text-column", "review"]
     )
     assert_bad_input(result, "ragged.csv: cannot parse as csv: a row has more fields than the header")
+
+
+def test_train_never_replaces_a_folder_of_the_users_files(cli, tmp_path: Path) -> None:
+    """--output names a directory that is replaced as a whole: a folder that holds other files is refused,
+    as is the current directory; a previous model directory may be replaced."""
+    from conftest import write_reviews
+
+    data = write_reviews(tmp_path / "r.csv")
+    docs = tmp_path / "mydocs"
+    docs.mkdir()
+    (docs / "thesis.txt").write_text("years of work")
+    result = cli(["train", "--data", data, "-o", docs, "-q"])
+    assert_bad_input(result, f"{docs} exists and is not a model directory")
+    assert [p.name for p in docs.iterdir()] == ["thesis.txt"]
+    result = cli(["train", "--data", data, "-o", Path.cwd(), "-q"])
+    assert_bad_input(result, "is the current directory or holds it")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_place_permissions_allow_but_the_file_system_refuses(cli, tmp_path: Path, monkeypatch) -> None:
+    """/proc passes every permission check as root, yet nothing can be created there: found before the
+    training, by creating a directory there, not after it."""
+    from conftest import write_reviews
+
+    data = write_reviews(tmp_path / "r.csv")
+    result = cli(["train", "--data", data, "-o", "/proc/sentiment-model", "-q"])
+    assert_bad_input(result, "the model directory /proc/sentiment-model cannot be written")
+    monkeypatch.setenv("SENTIMENT_HOME", "/proc/sentiment-home")
+    result = cli(["train", "--data", data, "-o", tmp_path / "m", "-q"])
+    assert_bad_input(result, "the state directory (SENTIMENT_HOME) /proc/sentiment-home cannot be written")
+
+
+@pytest.mark.parametrize("damage", ["binary", "directory"])
+def test_an_unreadable_record_of_the_last_model(cli, tmp_path: Path, monkeypatch, damage: str) -> None:
+    monkeypatch.setenv("SENTIMENT_HOME", str(tmp_path))
+    pointer = tmp_path / "last_model"
+    if damage == "binary":
+        pointer.write_bytes(bytes(range(128, 256)))
+    else:
+        pointer.mkdir()
+    assert_bad_input(cli(["eval"]), f"{pointer}: the record of the last model cannot be read")
+
+
+def test_recording_the_last_model_is_best_effort(tmp_path: Path, monkeypatch, caplog) -> None:
+    """The model is saved by then: a state directory replaced by a file meanwhile gives a warning."""
+    from sentiment.paths import remember_last_model
+
+    home = tmp_path / "home"
+    home.write_text("not a directory")
+    monkeypatch.setenv("SENTIMENT_HOME", str(home))
+    remember_last_model(tmp_path)
+    assert "could not record" in caplog.text
+
+
+def test_output_to_a_pipe_through_dev_stdout(trained_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "two.txt").write_text("good film\nbad movie\n")
+    result = subprocess.run(
+        f"{sys.executable} -m sentiment predict -m {trained_model} --file two.txt --output /dev/stdout | cat",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "text,label,probability,no_known_words"
+    assert len(result.stdout.splitlines()) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["two.txt"]
+
+
+def test_a_gzipped_text_file(cli, trained_model: Path, tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "t.txt.gz").write_bytes(gzip.compress(b"good film\nbad movie\n"))
+    result = cli(["predict", "-m", trained_model, "--json", "--file", tmp_path / "t.txt.gz"])
+    assert [p["text"] for p in predictions(result.stdout)] == ["good film", "bad movie"]
+    (tmp_path / "bad.txt.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    result = cli(["predict", "-m", trained_model, "--file", tmp_path / "bad.txt.gz"])
+    assert_bad_input(result, "bad.txt.gz: not a readable gzip file")
+
+
+def test_a_huge_nested_value_gives_a_short_message(cli, tiny_config: Path) -> None:
+    def nested(depth: int) -> str:
+        return "[" + ",".join([nested(depth - 1) if depth else "x"] * 6) + "]"
+
+    result = cli(["config", "validate", tiny_config, "--set", f"data.kaggle_handle={nested(4)}"])
+    assert_bad_input(result, "'data.kaggle_handle' = [[")
+    assert len(result.stderr) < 300

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def check_writable(path: Path, what: str) -> None:
+def check_writable(path: Path, what: str, *, probe: bool = False) -> None:
     """Fail early, with a message naming ``path``, when ``path`` could not be written later: a file in the
-    way of a directory on its path, or a directory that exists but may not be written to."""
+    way of a directory on its path, or a directory that exists but may not be written to. ``probe``: also
+    create (and remove) a directory where ``path`` would go, which permissions alone do not tell (/proc,
+    /sys, a read-only mount; root passes every permission check)."""
     from sentiment.errors import SentimentError
 
     existing = path
@@ -28,6 +30,15 @@ def check_writable(path: Path, what: str) -> None:
     folder = existing if existing.is_dir() else existing.parent
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SentimentError(f"{what} {path} cannot be written: no write permission in {folder}")
+    if probe:
+        import tempfile
+
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".sentiment-probe-", dir=folder))
+        except OSError as exc:
+            raise SentimentError(
+                f"{what} {path} cannot be written: {exc.strerror or exc} in {folder}"
+            ) from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -167,12 +178,12 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     A symbolic link is followed: the file it points to is replaced, the link stays. A path that is no regular
     file (a FIFO, /dev/stdout, /dev/null) is written in place: there is nothing to replace."""
     options: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
-    if path.is_symlink():
-        path = path.resolve()
-    if path.exists() and not path.is_file() and not path.is_dir():
+    if path.exists() and not path.is_file() and not path.is_dir():  # through links: /dev/stdout to a pipe
         with path.open(mode, **options) as fh:
             yield fh
         return
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"

@@ -507,6 +507,14 @@ def _read_lines(file: Path) -> list[str]:
         if file.is_dir():
             raise SentimentError(f"--file {file} is a directory; give a file with one text per line")
         raw = file.read_bytes()  # a pipe too: <(command), /dev/stdin, a named FIFO
+        if file.name.lower().endswith(".gz"):
+            import gzip
+            import zlib
+
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise SentimentError(f"{file}: not a readable gzip file ({exc})") from None
     text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")  # an editor's byte-order mark
     # A line ends at LF or CRLF, as users count lines; str.splitlines would also split at form feeds,
     # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs. A file

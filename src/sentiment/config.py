@@ -445,6 +445,22 @@ def _suggest(key: str, section_keys: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()  # keyword arguments only from Python 3.12
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother, short.maxlong = (
+        2,
+        4,
+        4,
+        60,
+        60,
+        40,
+    )
+    return short
+
+
+_SHORT = _short_repr()
+
+
 def _is_type_mismatch(error: Any) -> bool:
     return error["type"] == "literal_error" or error["type"].endswith(("_type", "_parsing"))
 
@@ -474,7 +490,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             candidates += list(Config.model_fields)
         suggestion = _suggest(loc, candidates)
         return f"{source}: unknown key '{loc}'{suggestion}"
-    value = reprlib.repr(first.get("input"))  # a hostile value never makes a hostile message
+    value = _SHORT.repr(first.get("input"))  # a hostile value never makes a hostile (or huge) message
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "literal_error":
         return f"{source}: '{loc}' = {value} is not allowed: {message}"

@@ -32,9 +32,21 @@ def last_model_file() -> Path:
 
 
 def remember_last_model(model_dir: Path) -> None:
+    """Record ``model_dir`` as the model `eval` and `predict` use by default. Best effort: the model is saved
+    by now, and a state directory that vanished or became a file meanwhile must not fail the run."""
+    import logging
+
     from sentiment.atomic import write_atomic
 
-    write_atomic(last_model_file(), str(model_dir.resolve()) + "\n")
+    try:
+        write_atomic(last_model_file(), str(model_dir.resolve()) + "\n")
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "could not record %s as the last model in %s (%s); pass --model to use it",
+            model_dir,
+            last_model_file(),
+            exc.strerror or exc,
+        )
 
 
 def resolve_model_dir(model: str | Path | None) -> Path:
@@ -47,4 +59,14 @@ def resolve_model_dir(model: str | Path | None) -> Path:
             f"no model given and no trained model recorded in {pointer}; "
             "run `sentiment train` or pass --model DIR"
         )
-    return Path(pointer.read_text(encoding="utf-8").strip())
+    try:
+        recorded = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ModelDirError(
+            f"{pointer}: the record of the last model cannot be read ({reason}); pass --model DIR or run "
+            "`sentiment train`"
+        ) from None
+    if not recorded or "\n" in recorded or "\0" in recorded:
+        raise ModelDirError(f"{pointer}: not a model path; pass --model DIR or run `sentiment train`")
+    return Path(recorded)

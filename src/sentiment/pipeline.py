@@ -222,12 +222,29 @@ def output_path(config: Config, output: str | Path | None, config_name: str) -> 
     target = Path(output) if output is not None else Path(config.output_dir) / config_name
     if target.exists() and not target.is_dir():
         raise ConfigError(f"output path exists and is not a directory: {target}")
-    check_writable(target, "the model directory")
+    resolved = target.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+        raise ConfigError(
+            f"the model directory {target} is the current directory or holds it; name a new one"
+        )
+    if target.is_dir() and any(target.iterdir()) and not _holds_a_model(target):
+        # it is replaced as a whole: never a folder of the user's files
+        raise ConfigError(
+            f"{target} exists and is not a model directory; give a new or empty directory, or a model's"
+        )
+    check_writable(target, "the model directory", probe=True)
     home = home_dir()
     if home.exists() and not home.is_dir():
         raise ConfigError(f"SENTIMENT_HOME {home} is a file; it must be a directory (or not exist yet)")
-    check_writable(home, "the state directory (SENTIMENT_HOME)")
+    check_writable(home, "the state directory (SENTIMENT_HOME)", probe=True)
     return target
+
+
+def _holds_a_model(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved model (its required files), which a new run may replace."""
+    from sentiment.modeldir import REQUIRED_FILES
+
+    return all((folder / name).is_file() for name in REQUIRED_FILES)
 
 
 def fit_features(
