@@ -300,3 +300,26 @@ def test_a_huge_nested_value_gives_a_short_message(cli, tiny_config: Path) -> No
     result = cli(["config", "validate", tiny_config, "--set", f"data.kaggle_handle={nested(4)}"])
     assert_bad_input(result, "'data.kaggle_handle' = [[")
     assert len(result.stderr) < 300
+
+
+def test_the_terminal_table_shows_texts_as_written(trained_model: Path) -> None:
+    """Brackets are not rich markup ("[bold]" stays, "[/oops]" is no MarkupError) and a control character
+    (ESC starts terminal sequences) is shown escaped, not sent to the terminal."""
+    from rich.console import Console
+
+    from sentiment import report
+    from sentiment.predictor import Predictor
+
+    console = Console(record=True, width=200, force_terminal=True)
+    predictions = Predictor.load(trained_model).predict(
+        ["a [bold red]great[/] film", "x \x1b]0;title\x07 y", "[/oops]"]
+    )
+    original = report._console
+    report._console = lambda: console  # type: ignore[assignment]
+    try:
+        report.print_predictions(predictions)
+    finally:
+        report._console = original  # type: ignore[assignment]
+    shown = console.export_text()
+    assert "a [bold red]great[/] film" in shown and "[/oops]" in shown
+    assert "x \\x1b]0;title\\x07 y" in shown and "\x1b]0" not in shown

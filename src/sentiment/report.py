@@ -12,6 +12,7 @@ from sentiment.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.text import Text
 
     from sentiment.explain import Explanation
     from sentiment.predictor import Prediction
@@ -156,12 +157,28 @@ def _clip(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+# Control characters (ESC starts terminal sequences: a title change, colours, a cleared screen) shown escaped.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(32), 127] if chr(c) not in "\t\n\r"}
+
+
+_CONTROLS_SAME_LENGTH = dict.fromkeys(_CONTROLS, "\ufffd")
+
+
+def _text_cell(text: str) -> Text:
+    """A text for a terminal table: no rich markup ("[bold]" in a review stays as written) and no control
+    characters."""
+    from rich.text import Text
+
+    return Text(_clip(text).translate(_CONTROLS))
+
+
 def _top(p: Prediction, k: int) -> str:
     return ", ".join(f"{label} {prob:.4f}" for label, prob in p.top(k))
 
 
 def print_predictions(predictions: Sequence[Prediction], top_k: int | None = None) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_edge=False)
     table.add_column("label")
@@ -174,7 +191,7 @@ def print_predictions(predictions: Sequence[Prediction], top_k: int | None = Non
         mark = " *" if p.no_known_words else ""
         flagged |= p.no_known_words
         top = [_top(p, top_k)] if top_k else []
-        table.add_row(p.label + mark, f"{p.probability:.4f}", *top, _clip(p.text))
+        table.add_row(Text(p.label + mark), f"{p.probability:.4f}", *top, _text_cell(p.text))
     console = _console()
     console.print(table)
     if flagged:
@@ -335,7 +352,7 @@ def print_explanations(explanations: Sequence[Explanation], top: int = 10) -> No
         p = e.prediction
         mark = "  (no word of the text is in the model's vocabulary: a guess)" if p.no_known_words else ""
         console.print(Text(f"{p.label}  P({e.label}) = {e.probability:.4f}{mark}", style="bold"))
-        text = Text(e.prediction.text)
+        text = Text(e.prediction.text.translate(_CONTROLS_SAME_LENGTH))  # the words' spans still fit
         scale = max((abs(t.weight) for t in e.tokens), default=0.0)
         for t in e.tokens:
             # the faintest pushes stay uncoloured: on a dark terminal a near-white box is noise, not a signal
