@@ -255,7 +255,9 @@ def test_kill_at_any_moment_leaves_previous_model_intact(
         assert leftovers == [f".tiny.tmp-{run.proc.pid}", "tiny"]
     elif code in (130, 143) and moment != "committing":
         record(run.lines[-2])
-        assert f"training interrupted by {signal.Signals(sig).name} in epoch" in run.lines[-2], run.lines
+        # the signal lands in epoch 2's batches, or (a busy machine) between epochs 1 and 2: both stop cleanly
+        stopped = f"training interrupted by {signal.Signals(sig).name} "
+        assert any(f"{stopped}{where} epoch" in run.lines[-2] for where in ("in", "after")), run.lines
         assert run.lines[-1].startswith("sentiment train --config "), run.lines
         assert leftovers == ["tiny", "tiny.checkpoint"]
     else:
