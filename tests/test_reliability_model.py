@@ -141,6 +141,307 @@ def test_model_dir_problem_traceback_with_debug(cli, tmp_path: Path) -> None:
     assert isinstance(result.exception, ModelDirError)
 
 
+# --- damaged or hostile model files: every field, array and row checked before use ---
+
+
+def edit_meta(model: Path, dotted: str, value: object) -> None:
+    """Set meta.json's field ``dotted`` (``text.tokenizer.split``) to ``value``."""
+    meta = json.loads((model / "meta.json").read_text())
+    *parents, last = dotted.split(".")
+    target = meta
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    (model / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("labels", [], "labels = []: must be a list of two or more distinct label names"),
+        ("labels", ["only"], "labels = ['only']: must be a list of two or more"),
+        ("labels", [0, 1], "labels = [0, 1]: must be a list"),
+        ("labels", ["pos", "pos"], "labels = ['pos', 'pos']: must be a list of two or more distinct"),
+        ("labels", None, "labels = None: must be"),
+        ("thresholds", 5, "thresholds = 5: must be null or a list, one per label"),
+        ("input_dim", -16, "input_dim = -16: must be an integer >= 1"),
+        ("hidden_dims", [-8], "hidden_dims = [-8]: must be a list of layer sizes from 1 to 65,536"),
+        ("text_column", 5, "text_column = 5: must be a string"),
+        ("best_epoch", "ten", "best_epoch = 'ten': must be an integer >= 0"),
+        ("from_the_future", 1, "unknown field 'from_the_future' (saved by a newer sentiment?)"),
+        ("text.ngrams", 6, "text.ngrams = 6: must be an integer from 1 to 5"),
+        ("text.ngrams", -3, "text.ngrams = -3: must be an integer from 1 to 5"),
+        ("text.n_words", -1, "text.n_words = -1: must be an integer from 0 to 47 (the vocabulary)"),
+        ("text.n_words", 48, "text.n_words = 48: must be an integer from 0 to 47"),
+        ("text.phrases", {"a": 1}, "text.phrases = {'a': 1}: must be a list of strings"),
+        ("text.tokenizer.split", "evil", "text.tokenizer.split = 'evil': must be 'regex' or 'whitespace'"),
+        ("text.tokenizer.min_token_length", "x", "text.tokenizer.min_token_length = 'x': must be an integer"),
+        ("text.tokenizer.lowercase", "yes", "text.tokenizer.lowercase = 'yes': must be true or false"),
+        ("text.tokenizer.stem", True, "text.tokenizer.stem: unknown setting"),
+        (
+            "features.pooling",
+            "evil",
+            "features.pooling = 'evil': must be one of mean, tfidf, sif, nb, mean_max",
+        ),
+        ("features.sif_a", "x", "features.sif_a = 'x': must be a finite number > 0"),
+    ],
+    ids=[
+        "labels-empty",
+        "labels-one",
+        "labels-numbers",
+        "labels-twice",
+        "labels-null",
+        "thresholds-number",
+        "input-dim-negative",
+        "hidden-dims-negative",
+        "text-column-number",
+        "best-epoch-string",
+        "unknown-field",
+        "ngrams-6",
+        "ngrams-negative",
+        "n-words-negative",
+        "n-words-past-vocab",
+        "phrases-object",
+        "split-unknown",
+        "min-token-length-string",
+        "lowercase-string",
+        "tokenizer-unknown-setting",
+        "pooling-unknown",
+        "sif-a-string",
+    ],
+)
+def test_meta_field_of_the_wrong_type_or_range(
+    cli, model: Path, field: str, value: object, expected: str
+) -> None:
+    """Each of these was accepted, then predicted (exit 0: unknown settings ignored, a negative n_words making
+    every word unknown, two identical labels) or crashed (exit 1: an IndexError on one label, a TypeError)."""
+    edit_meta(model, field, value)
+    result = predict_unchanged(cli, model, "a great film")
+    assert_bad_input(result, "meta.json: " + expected, "; retrain or re-download the model")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        (
+            "features.normalize",
+            False,
+            "feature_mean: saved, but unused with pooling = mean, normalize = false",
+        ),
+        ("features.pooling", "tfidf", "word_weights: missing (pooling = tfidf, normalize = true needs it)"),
+    ],
+    ids=["scaling-not-used", "token-weights-missing"],
+)
+def test_meta_and_weights_disagree(cli, model: Path, field: str, value: object, expected: str) -> None:
+    """Was a prediction without the scaling the model was trained with, or a plain mean for tf-idf
+    (exit 0)."""
+    edit_meta(model, field, value)
+    result = predict_unchanged(cli, model, "a great film")
+    assert_bad_input(result, "model.safetensors: " + expected, "; retrain or re-download the model")
+
+
+def test_every_meta_field_is_checked(model: Path) -> None:
+    """A value of the wrong type in any field of meta.json is refused, not only in those prediction reads."""
+    from sentiment.errors import ModelDirError
+    from sentiment.modeldir import ModelMeta, load
+
+    original = (model / "meta.json").read_text()
+    for name in ModelMeta.__dataclass_fields__:
+        (model / "meta.json").write_text(original)
+        dict_typed = name in ("text", "features", "data", "refit")
+        edit_meta(model, name, "x" if dict_typed else {"x": 1})
+        with pytest.raises(ModelDirError, match=r"meta.json|format version"):
+            load(model)
+
+
+@pytest.mark.parametrize("ngrams", [10**18, 1e300])
+def test_a_huge_ngram_size_is_refused_at_once(cli, model: Path, ngrams: float) -> None:
+    """It was used unchecked: a prediction joined n-grams up to that size (a hang, killed after 60 s)."""
+    edit_meta(model, "text.ngrams", ngrams)
+    result = predict_unchanged(cli, model, "a great film")
+    assert_bad_input(result, "text.ngrams =", "must be an integer from 1 to 5")
+
+
+def test_a_word_listed_twice_in_the_vocabulary(cli, model: Path) -> None:
+    vocab = json.loads((model / "vocab.json").read_text())
+    (model / "vocab.json").write_text(json.dumps([vocab[0]] * len(vocab)))
+    result = predict_unchanged(cli, model, "a great film")
+    assert_bad_input(result, f"vocab.json: '{vocab[0]}' is listed more than once; retrain or re-download")
+
+
+def edit_tensors(model: Path, change) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(model / "model.safetensors")
+    change(tensors)
+    save_file(tensors, model / "model.safetensors")
+
+
+def edit_header(model: Path, change) -> None:
+    """Rewrite model.safetensors' JSON header (the data stays as it is)."""
+    data = (model / "model.safetensors").read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    change(header)
+    raw = json.dumps(header).encode()
+    (model / "model.safetensors").write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + length :])
+
+
+def _bf16(model: Path) -> None:
+    edit_tensors(model, lambda t: t.update(embeddings=t["embeddings"].astype("float16")))
+    edit_header(model, lambda h: h["embeddings"].update(dtype="BF16"))  # same size: bfloat16's bytes
+
+
+def _set(name: str, make):
+    return lambda model: edit_tensors(model, lambda t: t.update({name: make(t)}))
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (_bf16, "'embeddings' holds 'BF16' values, not float16, float32 or float64"),
+        (_set("embeddings", lambda t: t["embeddings"].astype("int32")), "'embeddings' holds 'I32' values"),
+        (_set("mlp.0.weight", lambda t: t["mlp.0.weight"] > 0), "'mlp.0.weight' holds 'BOOL' values"),
+        (_set("embeddings", lambda t: t["embeddings"][:, :0]), "embeddings has shape [47, 0], but meta.json"),
+        (
+            _set("mlp.0.bias", lambda t: t["mlp.0.bias"][:3]),
+            "mlp.0.bias has shape [3], but meta.json and vocab",
+        ),
+        (_set("mlp.0.bias", lambda t: t["mlp.0.bias"][:, None]), "mlp.0.bias has shape [8, 1], but"),
+        (_set("mlp.1.weight", lambda t: t["mlp.1.weight"][:, :7]), "mlp.1.weight has shape [1, 7], but"),
+        (_set("mlp.1.weight", lambda t: t["mlp.1.weight"][..., None]), "mlp.1.weight has shape [1, 8, 1]"),
+        (_set("feature_mean", lambda t: t["feature_mean"][:3]), "feature_mean has shape [3], but"),
+        (_set("feature_std", lambda t: 0 * t["feature_std"]), "feature_std: zero or negative values"),
+        (_set("word_weights", lambda t: t["feature_std"][:1].repeat(47)), "word_weights: saved, but unused"),
+        (_set("mlp.7.weight", lambda t: t["mlp.0.weight"]), "unexpected tensor 'mlp.7.weight'"),
+    ],
+    ids=[
+        "bfloat16",
+        "int32",
+        "bool",
+        "no-vector-columns",
+        "bias-too-short",
+        "bias-2d",
+        "layer-input-mismatch",
+        "weight-3d",
+        "scaling-wrong-length",
+        "std-zero",
+        "weights-unused-by-the-pooling",
+        "extra-layer",
+    ],
+)
+def test_weights_of_the_wrong_type_or_shape(cli, model: Path, damage, expected: str) -> None:
+    """Each was accepted (exit 0, a prediction from NaNs or from weights meta.json does not describe) or
+    failed inside NumPy (exit 1: a broadcasting error, KeyError 'BF16')."""
+    damage(model)
+    result = predict_unchanged(cli, model, "a great film")
+    assert_bad_input(result, "model.safetensors: " + expected, "; retrain or re-download the model")
+
+
+def test_weights_padded_to_a_huge_file_are_refused_unread(cli, model: Path) -> None:
+    """A file far longer than its tensors (sparse: no disk used) is refused from its size, before it is read
+    (it was read whole: a MemoryError for 20 GB under a memory limit)."""
+    with open(model / "model.safetensors", "r+b") as fh:
+        fh.truncate(256 * 2**20)
+    result = predict_unchanged(cli, model, "a great film")
+    assert_bad_input(result, "weights are truncated or corrupted (the tensors take", "the file holds 268,")
+
+
+def edit_test_rows(model: Path, lines: list[str]) -> None:
+    import gzip
+
+    with gzip.open(model / "test.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "unreadable (RecursionError)"),
+        (
+            '{"text": "fine", "label": {"a": 1}}',
+            "line 3: the label {'a': 1} is neither a label name nor a list",
+        ),
+        ('{"text": "fine", "label": []}', "line 3: the label [] is neither a label name nor a list of them"),
+        (
+            '{"text": "fine", "label": ["positive"]}',
+            "line 3: the label ['positive']: single labels and label",
+        ),
+        ('{"text": {"x": "y"}, "label": "positive"}', "line 3: the text is {'x': 'y'}, not a string"),
+        ('{"text": null, "label": "positive"}', "line 3: the text is None, not a string"),
+    ],
+    ids=[
+        "nested-past-the-stack",
+        "label-object",
+        "label-empty-list",
+        "mixed-label-kinds",
+        "text-object",
+        "null",
+    ],
+)
+def test_damaged_test_rows(cli, model: Path, line: str, expected: str) -> None:
+    """eval on the saved test rows: was a RecursionError, TypeError or IndexError (exit 1), or a text scored
+    as the string "None"."""
+    good = [json.dumps({"text": "a fine film", "label": "positive"})] * 2
+    edit_test_rows(model, [*good, line, *good])
+    before = snapshot(model)
+    result = cli(["eval", "--model", model])
+    assert snapshot(model) == before
+    assert_bad_input(result, "test.jsonl.gz: " + expected, "pass --data FILE instead")
+
+
+@pytest.mark.parametrize("empty", ["no-rows", "zero-bytes"])
+def test_no_test_rows(cli, model: Path, empty: str) -> None:
+    """Was scikit-learn's 'Found empty input array' (exit 1)."""
+    if empty == "no-rows":
+        edit_test_rows(model, [])
+    else:
+        (model / "test.jsonl.gz").write_bytes(b"")
+    result = cli(["eval", "--model", model])
+    assert_bad_input(result, "test.jsonl.gz: holds no test rows; pass --data FILE instead")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("metrics.json", b"[" * 100_000 + b"]" * 100_000, "metrics.json: corrupted (RecursionError)"),
+        ("metrics.json", bytes(range(128, 256)), "metrics.json: corrupted (UnicodeDecodeError)"),
+        (
+            "metrics.json",
+            b'{"test": 5, "threshold": 0.5}',
+            "metrics.json: test = 5: must be an object of metrics",
+        ),
+        (
+            "metrics.json",
+            b'{"threshold": "abc"}',
+            "metrics.json: threshold = 'abc': must be a number or a list",
+        ),
+        (
+            "metrics.json",
+            b'{"test": {"accuracy": 0.5, "confusion_matrix": [[1, 2], [3]]}}',
+            "metrics.json: test.confusion_matrix = [[1, 2], [3]]: must be 2 rows of 2 counts",
+        ),
+        ("history.csv", b"epoch,loss\n1,\xff\xfe\n", "history.csv: unreadable (UnicodeDecodeError)"),
+    ],
+    ids=[
+        "metrics-nested-past-the-stack",
+        "metrics-not-utf8",
+        "metrics-wrong-type",
+        "threshold",
+        "matrix",
+        "history",
+    ],
+)
+def test_report_on_damaged_metrics_or_history(
+    cli, model: Path, name: str, content: bytes, expected: str
+) -> None:
+    """`sentiment report` reads metrics.json and history.csv: was RecursionError, UnicodeDecodeError or
+    TypeError (exit 1)."""
+    (model / name).write_bytes(content)
+    result = cli(["report", "--model", model])
+    assert_bad_input(result, expected, "; retrain or re-download the model")
+
+
 # --- prediction input ---
 
 

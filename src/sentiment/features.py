@@ -233,8 +233,55 @@ class Features:
 
     @classmethod
     def from_saved(cls, raw: dict[str, Any], tensors: dict[str, np.ndarray]) -> Features:
+        """``to_dict``'s settings (meta.json's ``features``) with ``to_tensors``' arrays, checked: a missing
+        or unknown setting, a value of the wrong type or range, an array missing or left over for these
+        settings (token weights for tfidf / sif / nb pooling, the scaling for ``normalize``), of the wrong
+        shape or not floating point, or a standard deviation <= 0 is a ValueError that starts with the setting
+        or tensor name (``pooling = 'evil': ...``)."""
+        from reprlib import repr as short
+
+        from sentiment.pooling import WEIGHTED_POOLINGS
+
+        if not isinstance(raw, dict):
+            raise TypeError(f"feature settings must be a dict, not {type(raw).__name__}")
+        keys = ("pooling", "sif_a", "nb_alpha", "nb_floor", "normalize")
+        missing = [key for key in keys if key not in raw]
+        unknown = sorted(str(key) for key in raw if key not in keys)
+        if missing:
+            raise ValueError(f"{missing[0]}: missing")
+        if unknown:
+            raise ValueError(f"{unknown[0][:80]}: unknown setting (a newer sentiment's model?)")
+        if raw["pooling"] not in POOLINGS:
+            raise ValueError(f"pooling = {short(raw['pooling'])}: must be one of {', '.join(POOLINGS)}")
+        for name in ("sif_a", "nb_alpha", "nb_floor"):
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} = {short(value)}: must be a finite number > 0")
+        if not isinstance(raw["normalize"], bool):
+            raise ValueError(f"normalize = {short(raw['normalize'])}: must be true or false")
         features = cls(**raw)
-        features.vectors_ = tensors[EMBEDDINGS]
-        features.weights_ = tensors.get(WORD_WEIGHTS)
+        vectors = tensors.get(EMBEDDINGS)
+        if vectors is None or vectors.ndim != 2 or vectors.shape[1] < 1 or vectors.dtype.kind != "f":
+            raise ValueError(f"{EMBEDDINGS}: missing, or not a (vocabulary, vector size) matrix of floats")
+        dim = output_dim(features.pooling, vectors.shape[1])
+        settings = f"pooling = {features.pooling}, normalize = {str(features.normalize).lower()}"
+        expected = {  # the shape of each optional array, or None where these settings have no use for it
+            WORD_WEIGHTS: (len(vectors),) if features.pooling in WEIGHTED_POOLINGS else None,
+            FEATURE_MEAN: (dim,) if features.normalize else None,
+            FEATURE_STD: (dim,) if features.normalize else None,
+        }
+        for name, shape in expected.items():
+            array = tensors.get(name)
+            if shape is None and array is not None:
+                raise ValueError(f"{name}: saved, but unused with {settings}")
+            if shape is not None and array is None:
+                raise ValueError(f"{name}: missing ({settings} needs it)")
+            if shape is not None and (array.shape != shape or array.dtype.kind != "f"):
+                raise ValueError(
+                    f"{name}: {array.dtype} of shape {array.shape}, expected floats of shape {shape}"
+                )
+        if features.normalize and not (tensors[FEATURE_STD] > 0).all():
+            raise ValueError(f"{FEATURE_STD}: zero or negative values (the features are divided by it)")
+        features.vectors_, features.weights_ = vectors, tensors.get(WORD_WEIGHTS)
         features.mean_, features.std_ = tensors.get(FEATURE_MEAN), tensors.get(FEATURE_STD)
         return features

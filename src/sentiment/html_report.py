@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,11 +112,18 @@ def plots_section(model_dir: Path) -> str:
 
 
 def history_section(model_dir: Path) -> str:
+    from sentiment.errors import ModelDirError
+
     path = model_dir / "history.csv"
     if not path.is_file():
         return ""
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ModelDirError(
+            f"{path}: unreadable ({type(exc).__name__}); retrain or re-download the model"
+        ) from None
     if len(rows) < 2:
         return ""
 
@@ -221,11 +227,11 @@ def build(
     inside ``train``, whose process holds torch's threads and should not fork); ``shown_as``: the path to
     name on the page (``train`` writes it into a temporary directory that is then renamed); ``test_probs``:
     the saved test rows' probabilities, when known (``train``: scoring them again took 3-5 s on IMDB)."""
-    from sentiment.modeldir import read_test_rows
+    from sentiment.modeldir import read_metrics, read_test_rows
 
     predictor = predictor or Predictor.load(model_dir)
     meta = predictor.meta
-    metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
+    metrics = read_metrics(model_dir, meta.labels)
     config_path = model_dir / "config.yaml"
     config = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
     try:

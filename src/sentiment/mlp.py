@@ -6,6 +6,7 @@ the predictor loads them back and runs ``forward`` without torch (a test checks 
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,10 +51,28 @@ class MLPWeights:
     wide: np.ndarray | None = None  # (vocabulary, outputs): the wide part's token weights (sentiment.wide)
 
     def __post_init__(self) -> None:
+        """Shapes that chain (each layer takes the previous one's outputs, a bias per output) and floats: a
+        mismatch is a ValueError naming the tensor, not NumPy's broadcasting error at the first prediction."""
         if not self.layers:
             raise ValueError("an MLP needs at least one layer")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation '{self.activation}'")
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {reprlib.repr(self.activation)}")
+        width = None
+        for i, (weight, bias) in enumerate(self.layers):
+            w_name, b_name = layer_names(i)
+            if weight.ndim != 2 or weight.dtype.kind != "f" or 0 in weight.shape:
+                raise ValueError(
+                    f"{w_name}: {weight.dtype} of shape {weight.shape}, expected a matrix of floats"
+                )
+            if width is not None and weight.shape[1] != width:
+                raise ValueError(
+                    f"{w_name}: shape {weight.shape} does not take the {width} outputs of layer {i - 1}"
+                )
+            if bias.shape != weight.shape[:1] or bias.dtype.kind != "f":
+                raise ValueError(
+                    f"{b_name}: {bias.dtype} of shape {bias.shape}, expected {weight.shape[0]} floats"
+                )
+            width = weight.shape[0]
 
     @property
     def input_dim(self) -> int:
@@ -110,4 +129,11 @@ class MLPWeights:
         cls, tensors: dict[str, np.ndarray], activation: str, n_layers: int, head: str = "sigmoid"
     ) -> MLPWeights:
         layers = [tuple(tensors[name] for name in layer_names(i)) for i in range(n_layers)]
-        return cls(layers, activation, head, tensors.get(wide_part.WIDE))
+        mlp = cls(layers, activation, head, tensors.get(wide_part.WIDE))
+        wide = mlp.wide
+        if wide is not None and (wide.ndim != 2 or wide.shape[1] != mlp.outputs or wide.dtype.kind != "f"):
+            raise ValueError(
+                f"{wide_part.WIDE}: {wide.dtype} of shape {wide.shape}, expected floats of shape "
+                f"(vocabulary, {mlp.outputs})"
+            )
+        return mlp

@@ -238,10 +238,34 @@ class TextEncoder:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], vocab: list[str]) -> TextEncoder:
-        return cls(
-            TokenizerSettings.from_dict(raw["tokenizer"]),
-            frozenset(raw["phrases"]),
-            int(raw["ngrams"]),
-            vocab,
-            int(raw["n_words"]),
-        )
+        """``to_dict``'s record (meta.json's ``text``, a cache entry's) over ``vocab``, checked before
+        anything is built from it: a missing or unknown key, a value of the wrong type or out of range (n-gram
+        sizes 1 to 5, ``n_words`` within the vocabulary) is a ValueError that starts with the key
+        (``ngrams = 0: ...``, ``tokenizer.split = 'evil': ...``)."""
+        from reprlib import repr as short
+
+        if not isinstance(raw, dict):
+            raise TypeError(f"text settings must be a dict, not {type(raw).__name__}")
+        keys = ("tokenizer", "phrases", "ngrams", "n_words")
+        missing = [key for key in keys if key not in raw]
+        unknown = sorted(str(key) for key in raw if key not in keys)
+        if missing:
+            raise ValueError(f"{missing[0]}: missing")
+        if unknown:
+            raise ValueError(f"{unknown[0][:80]}: unknown key (a newer sentiment's model?)")
+        tokenizer, phrases, ngrams, n_words = (raw[key] for key in keys)
+        if not isinstance(tokenizer, dict):
+            raise ValueError(f"tokenizer = {short(tokenizer)}: must be an object of tokenizer settings")
+        try:
+            settings = TokenizerSettings.from_dict(tokenizer)
+        except ValueError as exc:
+            raise ValueError(f"tokenizer.{exc}") from None
+        if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+            raise ValueError(f"phrases = {short(phrases)}: must be a list of strings")
+        if isinstance(ngrams, bool) or not isinstance(ngrams, int) or not 1 <= ngrams <= 5:
+            raise ValueError(f"ngrams = {short(ngrams)}: must be an integer from 1 to 5")
+        if isinstance(n_words, bool) or not isinstance(n_words, int) or not 0 <= n_words <= len(vocab):
+            raise ValueError(
+                f"n_words = {short(n_words)}: must be an integer from 0 to {len(vocab):,} (the vocabulary)"
+            )
+        return cls(settings, frozenset(phrases), ngrams, vocab, n_words)

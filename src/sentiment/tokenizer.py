@@ -48,7 +48,25 @@ class TokenizerSettings:
 
     @classmethod
     def from_dict(cls, raw: dict) -> TokenizerSettings:
-        return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
+        """The settings a saved model (or cache entry) recorded; a missing key takes its default. A value of
+        the wrong type or range, or an unknown key (a setting this version would ignore, tokenising
+        differently from training), is a ValueError that starts with the key: ``split = 'evil': ...``."""
+        from reprlib import repr as short
+
+        if not isinstance(raw, dict):
+            raise TypeError(f"tokenizer settings must be a dict, not {type(raw).__name__}")
+        unknown = sorted(str(key) for key in raw if key not in cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{unknown[0][:80]}: unknown setting (a newer sentiment's model?)")
+        for name in ("lowercase", "strip_html", "negation"):
+            if name in raw and not isinstance(raw[name], bool):
+                raise ValueError(f"{name} = {short(raw[name])}: must be true or false")
+        if "split" in raw and raw["split"] not in ("regex", "whitespace"):
+            raise ValueError(f"split = {short(raw['split'])}: must be 'regex' or 'whitespace'")
+        length = raw.get("min_token_length", 1)
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"min_token_length = {short(length)}: must be an integer >= 1")
+        return cls(**raw)
 
 
 def is_negation(token: str) -> bool:
