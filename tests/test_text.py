@@ -123,3 +123,12 @@ def test_many_texts_in_small_batches_use_the_ngram_tables() -> None:
     with pytest.raises(Stop):
         predictor.predict_proba(texts)
     assert seen == [len(texts)]
+
+
+def test_an_ngram_of_words_the_vocabulary_lacks_is_model_damage() -> None:
+    """Training lists n-grams of its own words only; a vocab.json edited otherwise is a damaged model."""
+    from sentiment.errors import ModelDirError
+
+    encoder = TextEncoder(TokenizerSettings(), frozenset(), 2, ["good", "film", "good film", "bad film"], 2)
+    with pytest.raises(ModelDirError, match="n-gram with the word 'bad'"):
+        encoder.expect(10_000)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.arrays import adjacent_view, release_pages, unique_sorted
+from sentiment.errors import ModelDirError
 from sentiment.ngrams import add_ngrams, ngram_word_ids, window_keys
 from sentiment.phrases import apply_phrases
 from sentiment.tokenizer import TokenizerSettings, tokenize
@@ -143,7 +144,13 @@ class TextEncoder:
         base = max(self.n_words, 1)
         if base ** max(self.ngrams, 1) >= 2**63:
             return None
-        by_size = ngram_word_ids(self.vocab[self.n_words :], self.index)
+        try:
+            by_size = ngram_word_ids(self.vocab[self.n_words :], self.index)
+        except KeyError as exc:  # only a damaged vocab.json: training lists n-grams of its own words
+            raise ModelDirError(
+                f"the vocabulary lists an n-gram with the word {exc} that it does not hold; retrain or "
+                "re-download the model"
+            ) from None
         tables = []
         for size in range(2, self.ngrams + 1):
             rows, word_ids = by_size.get(size, (np.zeros(0, np.int64), np.zeros((0, size), np.int64)))
