@@ -209,3 +209,24 @@ def test_config_validate_checks_what_train_checks_before_reading_data(
     monkeypatch.setenv("SENTIMENT_HOME", str(blocker))
     result = cli(["config", "validate", tiny_config])
     assert_bad_input(result, f"SENTIMENT_HOME {blocker} is a file")
+
+
+def test_an_endless_or_huge_config_file_is_refused_fast(cli, tmp_path: Path) -> None:
+    """/dev/zero (or a pipe that never ends) used to be read whole: MemoryError after gigabytes."""
+    result = cli(["config", "validate", "/dev/zero"])
+    assert_bad_input(result, "/dev/zero: more than 1 MB; a config is a few dozen keys")
+
+
+def test_a_set_value_nested_past_the_stack(cli, tiny_config: Path) -> None:
+    result = cli(["config", "validate", tiny_config, "--set", "data.path=" + "[" * 5000 + "]" * 5000])
+    assert_bad_input(result, "--set data.path: nested too deeply to be a setting")
+
+
+def test_a_last_model_record_that_is_a_directory_stops_train_before_the_work(
+    cli, tiny_config: Path, tmp_path: Path, monkeypatch
+) -> None:
+    home = tmp_path / "home"
+    (home / "last_model").mkdir(parents=True)
+    monkeypatch.setenv("SENTIMENT_HOME", str(home))
+    result = cli(["train", "--config", tiny_config, "-q"])
+    assert_bad_input(result, f"{home / 'last_model'} is not a file")

@@ -513,6 +513,8 @@ def parse_override(pair: str) -> tuple[str, Any]:
         raise ConfigError(f"--set '{pair}': value is not valid YAML ({exc.__class__.__name__})") from None
     except ValueError as exc:
         raise ConfigError(f"--set {key}: {_unreadable_value(exc)}") from None
+    except RecursionError:  # PyYAML composes recursively
+        raise ConfigError(f"--set {key}: nested too deeply to be a setting") from None
     return key, value
 
 
@@ -554,8 +556,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}")
     if path.is_dir():
         raise ConfigError(f"config path is a directory, not a YAML file: {path}")
+    with path.open("rb") as fh:  # a size cap, not read_text: the path may be /dev/zero or an endless pipe
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: more than {MAX_CONFIG_BYTES // 1_000_000} MB; a config is a few dozen keys"
+        )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(data.decode("utf-8"))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -575,6 +583,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 MAX_VALUES, MAX_DEPTH = 10_000, 20
+MAX_CONFIG_BYTES = 1_000_000
 
 
 def _check_size(raw: Any, path: Path) -> None:

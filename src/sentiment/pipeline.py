@@ -217,7 +217,7 @@ def output_path(config: Config, output: str | Path | None, config_name: str) -> 
     """Where the model directory goes, checked before any work: a path that cannot be written is an error
     now, not after the training (and so is a state directory that cannot hold the caches)."""
     from sentiment.atomic import check_writable
-    from sentiment.paths import home_dir
+    from sentiment.paths import home_dir, last_model_file
 
     target = Path(output) if output is not None else Path(config.output_dir) / config_name
     if target.exists() and not target.is_dir():
@@ -237,6 +237,9 @@ def output_path(config: Config, output: str | Path | None, config_name: str) -> 
     if home.exists() and not home.is_dir():
         raise ConfigError(f"SENTIMENT_HOME {home} is a file; it must be a directory (or not exist yet)")
     check_writable(home, "the state directory (SENTIMENT_HOME)", probe=True)
+    pointer = last_model_file()
+    if pointer.exists() and not pointer.is_file():
+        raise ConfigError(f"{pointer} is not a file; remove it (it records the last model trained)")
     return target
 
 
