@@ -177,3 +177,28 @@ def test_imdb_split_by_movie_is_movie_disjoint() -> None:
     assert not (train & val) and not (train & test) and not (val & test)
     assert 0.18 < len(splits.test.labels) / 25_000 < 0.22 and 0.08 < len(splits.val.labels) / 25_000 < 0.12
     assert abs(splits.test.labels.mean() - 0.5) < 0.02  # stratified as far as whole movies allow
+
+
+def test_a_tsv_whose_quote_joined_rows_is_warned_about(tmp_path: Path, caplog) -> None:
+    """A TSV cell that starts with a quote runs to the next quote (as pandas and spreadsheets read TSV):
+    rows go missing silently unless something says so."""
+    path = tmp_path / "q.tsv"
+    path.write_text(
+        'review\tsentiment\n"a great film\tpositive\nawful\tnegative\nfine" film\tpositive\nok\tnegative\n'
+    )
+    frame = read_table(path, ["review", "sentiment"])
+    assert len(frame) == 2  # the quote joined three rows into one
+    assert "1 cell(s) hold a line break or a tab" in caplog.text
+    caplog.clear()
+    (tmp_path / "plain.tsv").write_text("review\tsentiment\na great film\tpositive\nawful\tnegative\n")
+    read_table(tmp_path / "plain.tsv", ["review", "sentiment"])
+    assert "line break" not in caplog.text
+
+
+def test_labels_that_differ_only_in_case_or_spaces_are_named() -> None:
+    from sentiment.pipeline import _labels_alike
+
+    assert _labels_alike(["negative", "positive"]) == ""
+    assert _labels_alike(["NEGATIVE", "Positive", "negative", "positive"]) == (
+        "'NEGATIVE' / 'negative'; 'Positive' / 'positive'"
+    )

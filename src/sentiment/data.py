@@ -270,6 +270,8 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
 
 
 def _selected(frame: pd.DataFrame, columns: list[str] | None, path: Path) -> pd.DataFrame:
+    if file_format(path) == "tsv":
+        _warn_if_quotes_joined_rows(frame, path)
     if not columns:
         return frame
     missing = [c for c in columns if c not in frame.columns]
@@ -277,6 +279,28 @@ def _selected(frame: pd.DataFrame, columns: list[str] | None, path: Path) -> pd.
         have = ", ".join(map(str, frame.columns))
         raise DataError(f"{path}: column(s) {', '.join(missing)} not found; the file has: {have}")
     return frame[columns]
+
+
+def _warn_if_quotes_joined_rows(frame: pd.DataFrame, path: Path) -> None:
+    """TSV is read with quoting, as pandas and spreadsheets write it; a text that merely starts with a quote
+    then runs to the next quote, joining the rows between into one cell. A cell holding a line break or a
+    tab is the sign (a quoted TSV may hold one on purpose: a warning, not an error)."""
+    import logging
+
+    import pandas as pd
+
+    joined = sum(
+        int(frame[column].astype(str).str.contains("[\t\n]", regex=True).sum())
+        for column in frame.columns
+        if pd.api.types.is_string_dtype(frame[column])
+    )
+    if joined:
+        logging.getLogger(__name__).warning(
+            "%s: %d cell(s) hold a line break or a tab: in TSV a cell starting with a quote runs to the next "
+            'quote and joins the rows between; double the quotes ("") if rows went missing',
+            path,
+            joined,
+        )
 
 
 def _first_bad_utf8(path: Path) -> str:

@@ -555,8 +555,17 @@ def read_test_rows(model_dir: Path) -> tuple[list[str], list[Any]]:
                     raise ModelDirError(f"{path}: line {number}: {problem}; pass --data FILE instead")
                 texts.append(row["text"])
                 labels.append(row["label"])
-    except (OSError, EOFError, UnicodeDecodeError, ValueError, RecursionError, zlib.error) as exc:
-        # ValueError: JSONDecodeError; RecursionError: a line nested past the stack; zlib: damaged data
+    except (
+        OSError,
+        EOFError,
+        UnicodeDecodeError,
+        ValueError,
+        RecursionError,
+        zlib.error,
+        MemoryError,
+    ) as exc:
+        # ValueError: JSONDecodeError; RecursionError: a line nested past the stack; zlib: damaged data;
+        # MemoryError: a line that decompresses to gigabytes (a gzip bomb) under a memory limit
         raise ModelDirError(f"{path}: unreadable ({type(exc).__name__}); pass --data FILE instead") from None
     if not texts:
         raise ModelDirError(f"{path}: holds no test rows; pass --data FILE instead")

@@ -291,7 +291,21 @@ def classifier_classes(config: Config, prepared: Prepared, reporter: Reporter) -
     if config.data.task == "auto":
         names = prepared.label_names
         reporter.log(f"task: {task}, decided from the data's {len(names)} labels (data.task: auto)")
+    alike = _labels_alike(prepared.label_names)
+    if alike:  # " Positive" and "positive" are two classes, as written: most likely one, spelt twice
+        reporter.warn(
+            f"labels that differ only in case or spaces are separate classes: {alike}; if they are one, "
+            "clean the label column or map them with data.label_map"
+        )
     return Classes(prepared.label_names, task, class_weights(config, prepared, reporter))
+
+
+def _labels_alike(names: list[str]) -> str:
+    """The groups of labels equal once lower-cased and stripped, as "a / A; b / B " ('' when none)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.strip().lower(), []).append(name)
+    return "; ".join(" / ".join(repr(n) for n in group) for group in groups.values() if len(group) > 1)
 
 
 def class_weights(config: Config, prepared: Prepared, reporter: Reporter) -> list[float] | None:
