@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 
 class SentimentError(Exception):
     """Bad input: a config, data file, model directory or command-line value the user can correct."""
@@ -34,3 +36,19 @@ class TrainingInterrupted(Exception):
         super().__init__(message)
         self.checkpoint = checkpoint  # pathlib.Path of the checkpoint directory
         self.signum = signum
+
+
+def check_record_keys(
+    raw: object, what: str, allowed: Collection[str], required: Collection[str] = ()
+) -> None:
+    """A settings record a saved model (or cache entry) holds: a dict with the ``required`` keys and no key
+    outside ``allowed`` (a setting this version would ignore, behaving unlike the run that saved it). A
+    ValueError that starts with the key otherwise (``stem: unknown setting ...``)."""
+    if not isinstance(raw, dict):
+        raise TypeError(f"{what} must be a dict, not {type(raw).__name__}")
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise ValueError(f"{missing[0]}: missing")
+    unknown = sorted(str(key) for key in raw if key not in allowed)
+    if unknown:
+        raise ValueError(f"{unknown[0][:80]}: unknown setting (a newer sentiment's model?)")

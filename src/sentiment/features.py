@@ -240,17 +240,11 @@ class Features:
         or tensor name (``pooling = 'evil': ...``)."""
         from reprlib import repr as short
 
+        from sentiment.errors import check_record_keys
         from sentiment.pooling import WEIGHTED_POOLINGS
 
-        if not isinstance(raw, dict):
-            raise TypeError(f"feature settings must be a dict, not {type(raw).__name__}")
         keys = ("pooling", "sif_a", "nb_alpha", "nb_floor", "normalize")
-        missing = [key for key in keys if key not in raw]
-        unknown = sorted(str(key) for key in raw if key not in keys)
-        if missing:
-            raise ValueError(f"{missing[0]}: missing")
-        if unknown:
-            raise ValueError(f"{unknown[0][:80]}: unknown setting (a newer sentiment's model?)")
+        check_record_keys(raw, "feature settings", keys, keys)
         if raw["pooling"] not in POOLINGS:
             raise ValueError(f"pooling = {short(raw['pooling'])}: must be one of {', '.join(POOLINGS)}")
         for name in ("sif_a", "nb_alpha", "nb_floor"):

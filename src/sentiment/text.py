@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.arrays import adjacent_view, release_pages, unique_sorted
-from sentiment.errors import ModelDirError
+from sentiment.errors import ModelDirError, check_record_keys
 from sentiment.ngrams import add_ngrams, ngram_word_ids, window_keys
 from sentiment.phrases import apply_phrases
 from sentiment.tokenizer import TokenizerSettings, tokenize
@@ -251,15 +251,8 @@ class TextEncoder:
         (``ngrams = 0: ...``, ``tokenizer.split = 'evil': ...``)."""
         from reprlib import repr as short
 
-        if not isinstance(raw, dict):
-            raise TypeError(f"text settings must be a dict, not {type(raw).__name__}")
         keys = ("tokenizer", "phrases", "ngrams", "n_words")
-        missing = [key for key in keys if key not in raw]
-        unknown = sorted(str(key) for key in raw if key not in keys)
-        if missing:
-            raise ValueError(f"{missing[0]}: missing")
-        if unknown:
-            raise ValueError(f"{unknown[0][:80]}: unknown key (a newer sentiment's model?)")
+        check_record_keys(raw, "text settings", keys, keys)
         tokenizer, phrases, ngrams, n_words = (raw[key] for key in keys)
         if not isinstance(tokenizer, dict):
             raise ValueError(f"tokenizer = {short(tokenizer)}: must be an object of tokenizer settings")

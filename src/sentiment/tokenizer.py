@@ -53,11 +53,9 @@ class TokenizerSettings:
         differently from training), is a ValueError that starts with the key: ``split = 'evil': ...``."""
         from reprlib import repr as short
 
-        if not isinstance(raw, dict):
-            raise TypeError(f"tokenizer settings must be a dict, not {type(raw).__name__}")
-        unknown = sorted(str(key) for key in raw if key not in cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{unknown[0][:80]}: unknown setting (a newer sentiment's model?)")
+        from sentiment.errors import check_record_keys
+
+        check_record_keys(raw, "tokenizer settings", cls.__dataclass_fields__)
         for name in ("lowercase", "strip_html", "negation"):
             if name in raw and not isinstance(raw[name], bool):
                 raise ValueError(f"{name} = {short(raw[name])}: must be true or false")
