@@ -265,19 +265,23 @@ def test_budget_is_the_studys_a_surplus_trial_is_dropped_and_orphans_are_failed(
     others = [study.ask(), study.ask()]  # two trials of other processes, one of them dead
     others[0].set_user_attr("worker", {"host": socket.gethostname(), "process": f"{dead.pid}:1"})
     others[1].set_user_attr("worker", {"host": "elsewhere", "process": "1:1"})
+    unclaimed = study.ask()  # a process killed before it recorded itself: failed only once that is long past
     # as if this process had looked before the others asked: it asks, sees the budget full, drops its trial
     real = tuning._taken
     monkeypatch.setattr(
         tuning, "_taken", lambda study, below=None: 0 if below is None else real(study, below)
     )
     tuning.run_worker(plan, 0, None, storage, tuning.Reporter(quiet=True))
-    surplus = study.trials[2]
+    surplus = study.trials[3]
     assert (
         surplus.state == TrialState.FAIL and surplus.user_attrs["surplus"] and not surplus.intermediate_values
     )
     assert tuning.fail_orphaned_trials(study, storage) == [0]  # ours and dead; the other machine's stays
-    assert [t.state for t in study.trials[:2]] == [TrialState.FAIL, TrialState.RUNNING]
+    assert [t.state for t in study.trials[:3]] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
     assert study.trials[0].user_attrs["interrupted"] is True
+    monkeypatch.setattr(tuning, "UNCLAIMED_SECONDS", 0.0)
+    assert tuning.fail_orphaned_trials(study, storage) == [unclaimed.number]
+    assert study.trials[1].state == TrialState.RUNNING
 
 
 def test_same_seed_same_trials(tmp_path: Path, tiny_config: Path) -> None:
@@ -443,7 +447,10 @@ def test_a_killed_tune_resumes_to_the_budget(tmp_path: Path, tiny_config: Path) 
                 return False
             trials = _study(out).trials
             done = sum(t.state == TrialState.COMPLETE for t in trials)
-            return done >= 2 and any(t.state == TrialState.RUNNING for t in trials)
+            # a running trial that has recorded its process: killed before that, it waits UNCLAIMED_SECONDS
+            return done >= 2 and any(
+                t.state == TrialState.RUNNING and "worker" in t.user_attrs for t in trials
+            )
 
         _wait_for(two_done_one_running)
         process.send_signal(signal.SIGKILL)  # no clean-up at all: the running trial stays "running"

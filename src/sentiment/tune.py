@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import json
 import os
 import re
@@ -56,6 +57,8 @@ RESULT_FILES = ("best.yaml", "trials.csv", "history.png", "importance.png", "tun
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STUDY_ATTR = "sentiment"
+# A running trial that never recorded its process is left alone this long (clocks of machines may differ).
+UNCLAIMED_SECONDS = 600.0
 # Settings that may differ between processes sharing a study: machines keep data in different places.
 LOCAL_KEYS = (
     "output_dir",
@@ -312,12 +315,20 @@ def _process_alive(token: str) -> bool:
 
 def fail_orphaned_trials(study: optuna.Study, storage: BaseStorage) -> list[int]:
     """Mark failed the trials left running by processes of this machine that are gone (a killed tune), so
-    their places in the budget go to new trials. Trials of other machines are theirs to finish."""
+    their places in the budget go to new trials. Trials of other machines are theirs to finish; a trial that
+    never recorded its process (killed right after asking) is failed after ``UNCLAIMED_SECONDS``."""
     host, study_id = socket.gethostname(), storage.get_study_id_from_name(study.study_name)
     orphans = []
+    now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker") or {}
-        if worker.get("host") != host or _process_alive(str(worker.get("process", ""))):
+        worker = trial.user_attrs.get("worker")
+        if worker is None:
+            # A process killed between asking for the trial and recording itself (milliseconds apart):
+            # no process can own it once that gap has long passed, on any machine.
+            started = trial.datetime_start or now
+            if (now - started).total_seconds() < UNCLAIMED_SECONDS:
+                continue
+        elif worker.get("host") != host or _process_alive(str(worker.get("process", ""))):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another process was quicker
