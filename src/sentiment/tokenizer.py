@@ -87,16 +87,19 @@ def _mark_negation(tokens: list[str], boundary: str = "\n") -> list[str]:
     return out
 
 
-def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> list[str]:
-    """Split one text into tokens."""
+def _clean(text: object, settings: TokenizerSettings) -> str:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     if settings.strip_html:
         text = _TAG.sub(" ", text)
         if "&" in text:
             text = html.unescape(text)
-    if settings.lowercase:
-        text = text.lower()
+    return text.lower() if settings.lowercase else text
+
+
+def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> list[str]:
+    """Split one text into tokens."""
+    text = _clean(text, settings)
     if settings.split == "whitespace":
         tokens = text.split()
     else:
@@ -105,12 +108,12 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
             # Clause punctuation ends a negation's scope: mark it with a newline the word regex drops.
             text = _CLAUSE_BREAK.sub(" \n ", text)
             if text.isascii():
-                words = _ascii_words(text.translate(_ASCII_TABLE_NEG).replace("|", " | "))
+                words = _ascii_spaced(text.translate(_ASCII_TABLE_NEG).replace("|", " | ")).split()
                 tokens = _mark_negation(words, "|")
             else:
                 tokens = _mark_negation(_NEWLINE_TOKEN.findall(text))
         elif text.isascii():
-            tokens = _ascii_words(text.translate(_ASCII_TABLE))
+            tokens = _ascii_spaced(text.translate(_ASCII_TABLE)).split()
         else:
             tokens = _WORD_OR_MARK.findall(text)
     if settings.min_token_length > 1:
@@ -118,15 +121,30 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
     return tokens
 
 
-def _ascii_words(text: str) -> list[str]:
-    """Tokens of an ASCII text in which every character other than [A-Za-z0-9'!?] (and "|") is a space."""
+def spaced_ascii(text: str, settings: TokenizerSettings) -> str | None:
+    """``tokenize``'s tokens of ``text`` as one ASCII string in which ASCII whitespace separates them
+    (``.split()`` gives them back; ``min_token_length`` is not applied), for the vectorised look-up of many
+    texts (``sentiment.wordlookup``). None where that does not hold: a text that is not ASCII after clean-up,
+    or negation marking."""
+    if settings.negation:
+        return None
+    text = _clean(text, settings)
+    if settings.split == "whitespace":
+        return text if text.isascii() else None
+    text = text.replace("\u2019", "'")
+    return _ascii_spaced(text.translate(_ASCII_TABLE)) if text.isascii() else None
+
+
+def _ascii_spaced(text: str) -> str:
+    """An ASCII text in which every character other than [A-Za-z0-9'!?] (and "|") is a space, with its tokens
+    spaced apart: ! and ? stand alone, an apostrophe not inside a word is a space."""
     if "!" in text:
         text = text.replace("!", " ! ")
     if "?" in text:
         text = text.replace("?", " ? ")
     if "'" in text:
         text = _LOOSE_APOSTROPHE.sub(" ", text)
-    return text.split()
+    return text
 
 
 def tokenize_many(texts: Iterable[str], settings: TokenizerSettings = TokenizerSettings()) -> list[list[str]]:
