@@ -21,14 +21,15 @@ _SPACE = np.zeros(256, dtype=bool)
 _SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 _MARKS = (ord("!"), ord("?"))  # one-character tokens that min_token_length keeps (as tokenize does)
 WIDTH = 16  # bytes of a token compared as two integers (99.x % of tokens fit); longer ones go to a dict
-FILL = 4  # slots per key: at most a quarter full, so few keys need a second probe
+FILL = 2  # slots per key: at most half full (4 measured no faster on IMDB bigrams, with twice the memory)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the multiplier spreads keys over the slots
 
 
 class IntTable:
-    """int64 key -> value (>= 0) for many keys at once: open addressing with linear probing, every probe a
-    vectorised gather. A few times faster than ``np.searchsorted`` on a sorted table: one or two random reads
-    per key instead of ~18. ``get`` answers -1 for a key not in the table."""
+    """int64 key -> value (>= 0) for many keys at once: open addressing with linear probing, one vectorised
+    gather per probe, and a binary search (``np.searchsorted``) for the keys that the first probe leaves
+    open. Three times faster than a binary search alone: one random read for most keys instead of ~18.
+    ``get`` answers -1 for a key not in the table."""
 
     def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
         keys, values = np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.int64)
@@ -37,6 +38,8 @@ class IntTable:
         size = 1 << self.bits
         self.keys = np.zeros(size, dtype=np.int64)
         self.values = np.full(size, -1, dtype=np.int64)  # -1 marks an empty slot
+        order = np.argsort(keys)
+        self.sorted_keys, self.sorted_values = keys[order], values[order]
         slots = self._slots(keys)
         pending = np.arange(len(keys))
         while len(pending):  # place every key whose slot is free; the others move one slot on
@@ -64,15 +67,13 @@ class IntTable:
         stored, value = self.keys[slots], self.values[slots]
         same = stored == keys
         out = np.where(same, value, -1)  # an empty slot (-1) ends the search too: not in the table
-        pending = np.flatnonzero(~same & (value >= 0))  # another key's slot: look at the next ones
-        slots, mask = slots[pending], len(self.keys) - 1
-        while len(pending):
-            slots = (slots + 1) & mask
-            stored, value = self.keys[slots], self.values[slots]
-            same = stored == keys[pending]
-            out[pending[same]] = value[same]
-            go_on = ~same & (value >= 0)
-            pending, slots = pending[go_on], slots[go_on]
+        pending = np.flatnonzero(~same & (value >= 0))  # another key's slot: the key may be further on
+        if len(pending):
+            # The few keys left: a binary search. Probing on would take as many rounds of array
+            # operations as the longest run of full slots (10-30), which costs more than it saves.
+            at = np.minimum(np.searchsorted(self.sorted_keys, keys[pending]), len(self.sorted_keys) - 1)
+            found = self.sorted_keys[at] == keys[pending]
+            out[pending[found]] = self.sorted_values[at[found]]
         return out
 
 
