@@ -123,6 +123,51 @@ def test_a_streamed_body_over_the_limit_is_413(client: TestClient) -> None:
     assert response.status_code == 413 and "over the limit" in response.json()["error"]
 
 
+def test_requests_waiting_together_are_predicted_in_one_call(trained_model: Path) -> None:
+    """16 concurrent clients, one text each: fewer predict calls than requests, each request its own
+    predictions, equal to one call per text; a failing call answers every request waiting on it with a 500."""
+    import asyncio
+
+    import httpx
+
+    from sentiment.predictor import Predictor
+
+    app = create_app(ServeSettings(str(trained_model)))
+    calls: list[int] = []
+    real = Predictor.predict
+
+    def counted(self: Predictor, texts, workers: int = 1):
+        calls.append(len(texts))
+        return real(self, texts, workers)
+
+    texts = [
+        f"review {i}: a {'wonderful' if i % 2 else 'boring'} film, {'great' * (i % 3)}" for i in range(16)
+    ]
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # as a server: a 500
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Predictor, "predict", counted)
+        responses = asyncio.run(send_all())
+    assert sum(calls) == 16 and len(calls) < 16  # batched
+    single = Predictor.load(trained_model)
+    for text, response in zip(texts, responses, strict=True):
+        assert response.status_code == 200
+        assert response.json() == {"predictions": [single.predict([text])[0].to_dict()]}
+
+    def broken(self: Predictor, texts, workers: int = 1):
+        raise RuntimeError("boom")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Predictor, "predict", broken)
+        failed = asyncio.run(send_all())
+    assert {r.status_code for r in failed} == {500}
+    assert all(r.json() == {"error": "internal error: RuntimeError"} for r in failed)
+
+
 def test_a_missing_or_broken_model_refuses_to_start(cli, tmp_path: Path, trained_model: Path) -> None:
     missing = cli(["serve", "--model", tmp_path / "nothing", "--port", "0"])
     assert missing.exit_code == 2 and "nothing" in missing.stderr

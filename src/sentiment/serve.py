@@ -13,6 +13,7 @@ stops the server before it listens.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -28,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiment import __version__
 from sentiment.explain import explain
-from sentiment.predictor import Predictor
+from sentiment.predictor import Prediction, Predictor
 from sentiment.text import NGRAM_TABLES_MIN_TEXTS
 
 # the environment carries the settings to uvicorn's worker processes, which import the app by name
@@ -74,7 +76,9 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _json(data: Any) -> Response:
-    return Response(json.dumps(data, ensure_ascii=False), media_type="application/json")
+    # orjson: UTF-8 out, as json.dumps(ensure_ascii=False) then encode, in a fortieth of the time (a
+    # response of 500 predictions echoes 500 texts). No text holds a lone surrogate: the parser refuses them.
+    return Response(orjson.dumps(data), media_type="application/json")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -133,6 +137,41 @@ async def _texts(request: Request, settings: ServeSettings) -> tuple[list[str], 
     return texts, payload.label
 
 
+class Batcher:
+    """Requests that are waiting together are predicted in one call. While the event loop predicts (it is
+    CPU work, done in the loop), other requests arrive and queue here; the next call takes them all. A call
+    has a fixed cost of NumPy calls (one review alone: ~0.3 ms), so 16 clients sending one text each are
+    served much faster in one batch; an idle server adds no wait. The probabilities are those of one call per
+    request: pooling sums each text on its own (tested)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.waiting: list[tuple[list[str], asyncio.Future[list[Prediction]]]] = []
+
+    async def predict(self, texts: list[str]) -> list[Prediction]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Prediction]] = loop.create_future()
+        if not self.waiting:
+            loop.call_soon(self._flush)  # after the requests the loop already has in hand
+        self.waiting.append((texts, future))
+        return await future
+
+    def _flush(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        try:
+            predictions = self.predictor.predict([text for texts, _ in waiting for text in texts])
+        except Exception as exc:  # each request answers it (a 500 naming the type)
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        start = 0
+        for texts, future in waiting:
+            if not future.done():  # a client that went away: its request was cancelled
+                future.set_result(predictions[start : start + len(texts)])
+            start += len(texts)
+
+
 def model_info(predictor: Predictor) -> dict[str, Any]:
     """What ``GET /model`` answers: enough to know which model is behind the server and how good it is."""
     from sentiment.modeldir import load_config
@@ -162,7 +201,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     predictor = Predictor.load(settings.model_dir)
     # A server encodes many texts over its life, a few per request: build the n-gram look-up once, now.
     predictor.encoder.expect(NGRAM_TABLES_MIN_TEXTS)
-    info = model_info(predictor)
+    info, batcher = model_info(predictor), Batcher(predictor)
     page = PAGE.read_text(encoding="utf-8")
     app = FastAPI(
         title="sentiment",
@@ -199,7 +238,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         texts, label = await _texts(request, settings)
         if label is not None:
             raise BadRequest(422, "'label' goes with /explain")
-        return _json({"predictions": [p.to_dict() for p in predictor.predict(texts)]})
+        return _json({"predictions": [p.to_dict() for p in await batcher.predict(texts)]})
 
     @app.post("/explain", openapi_extra=body_doc, summary="Predictions with each word's weight (occlusion)")
     async def explain_texts(request: Request) -> Response:
