@@ -141,8 +141,9 @@ class Batcher:
     """Requests that are waiting together are predicted in one call. While the event loop predicts (it is
     CPU work, done in the loop), other requests arrive and queue here; the next call takes them all. A call
     has a fixed cost of NumPy calls (one review alone: ~0.3 ms), so 16 clients sending one text each are
-    served much faster in one batch; an idle server adds no wait. The probabilities are those of one call per
-    request: pooling sums each text on its own (tested)."""
+    served much faster in one batch; an idle server adds no wait. Each request gets the answer one call of its
+    own would give (tested): a text is pooled on its own, and the float rounding that a larger call's summing
+    may change (at most 2e-16 over 500 reviews) is below the 6 decimals answered."""
 
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
