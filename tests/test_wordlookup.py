@@ -10,7 +10,7 @@ import pytest
 from sentiment.ngrams import add_ngrams
 from sentiment.text import TextEncoder, concat_bags, encode, token_ids
 from sentiment.tokenizer import TokenizerSettings, tokenize
-from sentiment.wordlookup import WIDTH, IntTable, WordLookup
+from sentiment.wordlookup import WIDTH, IntTable, WordLookup, split_tokens
 
 HARD = [
     "A GREAT film!!! Really?! I'd say it's 10/10 -- wasn't it?",
@@ -64,13 +64,13 @@ def test_int_table_answers_as_a_dict() -> None:
 def test_word_ids_equal_tokenize_and_dict_look_up(settings: TokenizerSettings) -> None:
     """Texts as the server gets them: markup, entities, curly quotes, other scripts, control characters,
     tokens longer than a row of ``WIDTH`` bytes, empty texts; under every tokeniser setting."""
-    from sentiment.tokenizer import spaced_ascii
+    from sentiment.tokenizer import spaced_utf8
 
     texts = HARD + [" ".join(random.Random(i).sample(HARD, 3)) for i in range(30)]
     vocab = _vocabulary(texts, settings, seed=1)
     assert any(len(w.encode()) > WIDTH for w in vocab) and any(len(w.encode()) == WIDTH for w in vocab)
     lookup = WordLookup(vocab)
-    spaced = [spaced_ascii(t, settings) or " ".join(tokenize(t, settings)) for t in texts]
+    spaced = [spaced_utf8(t, settings) or " ".join(tokenize(t, settings)).encode() for t in texts]
     ids, lengths = lookup.word_ids(spaced, settings.min_token_length)
     expected_ids, expected_lengths = token_ids(
         [tokenize(t, settings) for t in texts], {w: i for i, w in enumerate(vocab)}
@@ -144,3 +144,57 @@ def test_imdb_reviews_get_the_same_ids() -> None:
     assert encoder._word_lookup is not None and len(texts) >= 2000
     fast = encoder.encode(texts)
     assert np.array_equal(fast.offsets, reference.offsets) and np.array_equal(fast.ids, reference.ids)
+
+
+def _pool() -> list[str]:
+    """Characters of many kinds: ASCII, Latin letters, punctuation and spaces beyond ASCII, combining and
+    spacing marks (Devanagari), CJK, emoji, digits of other scripts, lone surrogates, markup."""
+    ranges = [(0x20, 0x7F), (0xA0, 0x180), (0x2000, 0x2070), (0x300, 0x370), (0x900, 0x980), (0x600, 0x660)]
+    chars = [chr(c) for lo, hi in ranges for c in range(lo, hi)]
+    chars += ["\u65e5", "\u672c", "\U0001f600", "\u0660", "\u00b2", "\u212a", "\u0130", "\ud800", "\udcff"]
+    chars += [
+        "\x85",
+        "\u3000",
+        "\u2028",
+        "\x1c",
+        "\t",
+        "\n",
+        "\r",
+        "'",
+        "\u2019",
+        "!",
+        "?",
+        "_",
+        "<b>",
+        "&amp;",
+    ]
+    return chars + list("abcdefghij") * 20  # enough letters that words form
+
+
+@pytest.mark.parametrize("settings", _settings(), ids=str)
+def test_spaced_bytes_split_into_the_tokenizers_tokens(settings: TokenizerSettings) -> None:
+    """``spaced_utf8`` against ``tokenize`` on 3,500 random texts of every kind of character: split at ASCII
+    whitespace and decoded, the same tokens (before ``min_token_length``, which the look-up applies)."""
+    from dataclasses import replace
+
+    from sentiment.tokenizer import spaced_utf8
+
+    rng, pool = random.Random(11), _pool()
+    ascii_pool = [c for c in pool if c.isascii()]
+    texts = ["".join(rng.choices(pool, k=rng.randint(0, 80))) for _ in range(3000)] + HARD
+    texts += ["".join(rng.choices(ascii_pool, k=rng.randint(0, 80))) for _ in range(500)]
+    unfiltered = replace(settings, min_token_length=1)
+    covered = 0
+    for text in texts:
+        spaced = spaced_utf8(text, settings)
+        if spaced is None:
+            assert settings.negation or (settings.min_token_length > 1 and not text.isascii())
+            continue
+        covered += 1
+        buffer, split = split_tokens([spaced])  # as the look-up splits them
+        tokens = [
+            buffer[a : a + n].tobytes().decode("utf-8", "surrogatepass")
+            for a, n in zip(split.starts, split.lengths, strict=True)
+        ]
+        assert tokens == tokenize(text, unfiltered), text
+    assert covered == 0 if settings.negation else covered > 100

@@ -18,7 +18,7 @@ from sentiment.arrays import adjacent_view, release_pages, unique_sorted
 from sentiment.errors import ModelDirError, check_record_keys
 from sentiment.ngrams import add_ngrams, ngram_word_ids, window_keys
 from sentiment.phrases import apply_phrases
-from sentiment.tokenizer import TokenizerSettings, spaced_ascii, tokenize
+from sentiment.tokenizer import TokenizerSettings, spaced_utf8, tokenize
 from sentiment.wordlookup import IntTable, WordLookup
 
 
@@ -214,13 +214,17 @@ class TextEncoder:
             self._word_lookup  # noqa: B018 -- built once (with the n-gram tables it needs), cached
 
     def _encode_vectorised(self, texts: Sequence[str]) -> TokenBags:
-        """``encode``'s ids through the vectorised word look-up. Most texts reach it as the tokeniser's
-        cleaned-up string (``spaced_ascii``); the others (not ASCII after clean-up, negation marking, phrases)
-        as their words, tokenised one by one, joined by spaces."""
+        """``encode``'s ids through the vectorised word look-up. Texts reach it as the tokeniser's cleaned-up
+        bytes (``spaced_utf8``), or where that does not apply (negation marking, phrases, a minimum token
+        length on text beyond ASCII) as their words, tokenised one by one, joined by spaces."""
         lookup, settings = self._word_lookup, self.settings
         assert lookup is not None
         direct = not self.phrases
-        spaced = [(direct and spaced_ascii(text, settings)) or " ".join(self.words(text)) for text in texts]
+        spaced = [
+            (direct and spaced_utf8(text, settings))
+            or " ".join(self.words(text)).encode("utf-8", "surrogatepass")
+            for text in texts
+        ]
         return self.encode_word_ids(*lookup.word_ids(spaced, settings.min_token_length))
 
     def encode(self, texts: Sequence[str], chunk: int = 4096) -> TokenBags:

@@ -1,12 +1,12 @@
 """Vocabulary ids of many texts at once, in NumPy: the vectorised look-up behind serving and batch prediction.
 
 Tokenising a review and looking up its words one Python string at a time costs about 80 us; the server's
-batch path spent most of its time there. Here the texts of a batch are cleaned by the tokeniser's own string
-functions (``tokenizer.spaced_ascii``, C-speed ``str`` methods), joined into one byte array, split at ASCII
-whitespace, and every token is looked up by its bytes in an open-addressing hash table, all as array
-operations. The ids are exactly ``tokenize`` + dictionary look-up's (a match compares the whole token with the
-vocabulary word, not only a hash). Texts that ``spaced_ascii`` does not cover (not ASCII after clean-up,
-negation marking) are tokenised one by one, as before, and reach the look-up as their tokens joined by spaces.
+batch path spent most of its time there. Here the texts of a batch are cleaned into UTF-8 bytes by the
+tokeniser (``tokenizer.spaced_utf8``: C-speed ``str`` and ``bytes`` methods), joined into one byte array,
+split at ASCII whitespace, and every token is looked up by its bytes in an open-addressing hash table, all as
+array operations. The ids are exactly ``tokenize`` + dictionary look-up's (a match compares the whole token
+with the vocabulary word, not only a hash). Texts that ``spaced_utf8`` does not cover (negation marking, ...)
+are tokenised one by one, as before, and reach the look-up as their tokens joined by spaces.
 """
 
 from __future__ import annotations
@@ -96,13 +96,12 @@ class Split:
     text: np.ndarray
 
 
-def split_tokens(spaced: Sequence[str], min_length: int = 1) -> tuple[np.ndarray, Split]:
-    """The UTF-8 bytes of ``spaced`` joined by newlines (then ``WIDTH`` spaces, for ``_halves``), and their
+def split_tokens(spaced: Sequence[bytes], min_length: int = 1) -> tuple[np.ndarray, Split]:
+    """``spaced`` (UTF-8 bytes) joined by newlines (then ``WIDTH`` spaces, for ``_halves``), and their
     tokens: runs of bytes that are not ASCII whitespace, as ``str.split`` finds them in ASCII text; those
     shorter than ``min_length`` bytes dropped, but ! and ?. (Tokens joined by spaces never hold whitespace,
     and a token's length in bytes is at least its length in characters.)"""
-    parts = [text.encode() for text in spaced]
-    buffer = np.frombuffer(b"\n".join(parts) + b"\n" + b" " * WIDTH, dtype=np.uint8)
+    buffer = np.frombuffer(b"\n".join(spaced) + b"\n" + b" " * WIDTH, dtype=np.uint8)
     token = ~_SPACE[buffer]
     edges = np.diff(token.view(np.int8), prepend=np.int8(0))
     starts = np.flatnonzero(edges == 1)
@@ -110,7 +109,7 @@ def split_tokens(spaced: Sequence[str], min_length: int = 1) -> tuple[np.ndarray
     if min_length > 1:
         keep = (lengths >= min_length) | np.isin(buffer[starts], _MARKS) & (lengths == 1)
         starts, lengths = starts[keep], lengths[keep]
-    ends = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1)
+    ends = np.cumsum(np.fromiter(map(len, spaced), dtype=np.int64, count=len(spaced)) + 1)
     return buffer, Split(starts, lengths, np.searchsorted(ends, starts, side="right"))
 
 
@@ -120,7 +119,9 @@ class WordLookup:
 
     def __init__(self, words: Sequence[str]) -> None:
         # a word holding whitespace is never one token (tokenisers split there)
-        words_ok = [(i, w.encode()) for i, w in enumerate(words) if w and w.split() == [w]]
+        words_ok = [
+            (i, w.encode("utf-8", "surrogatepass")) for i, w in enumerate(words) if w and w.split() == [w]
+        ]
         short = [(i, b) for i, b in words_ok if len(b) <= WIDTH]
         self.long = {b: i for i, b in words_ok if len(b) > WIDTH}
         buffer = np.frombuffer(b"".join(b for _, b in short) + bytes(WIDTH), dtype=np.uint8)
@@ -132,10 +133,10 @@ class WordLookup:
             raise ValueError("vocabulary words share a look-up key")
         self.table = IntTable(keys, np.arange(len(short)))
 
-    def word_ids(self, spaced: Sequence[str], min_length: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """``text.token_ids``' result for texts whose tokens are separated by ASCII whitespace
-        (``tokenizer.spaced_ascii``, or tokens joined by spaces): every token's id back to back (-1 for a
-        token not in the vocabulary) and each text's number of tokens."""
+    def word_ids(self, spaced: Sequence[bytes], min_length: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``text.token_ids``' result for texts given as UTF-8 bytes in which ASCII whitespace separates the
+        tokens (``tokenizer.spaced_utf8``, or tokens joined by spaces): every token's id back to back (-1 for
+        a token not in the vocabulary) and each text's number of tokens."""
         buffer, split = split_tokens(spaced, min_length)
         ids = np.full(len(split.starts), -1, dtype=np.int64)
         fits = np.flatnonzero(split.lengths <= WIDTH)
