@@ -163,7 +163,8 @@ def test_a_rank_that_dies_ends_the_others_with_a_message(runs: dict[str, Path], 
     assert ranks.finish(timeout=90) != 0
     assert time.monotonic() - start < 60, "the surviving rank hung"
     errors = [line for line in ranks.lines if line.startswith("error: ")]
-    assert errors, ranks.lines
+    # every line, not pytest's shortened list: a failure seen once in a full run could not be reproduced
+    assert errors, "\n".join(ranks.lines)
     assert errors[0].startswith("error: distributed training stopped on rank 0 of 2: another rank failed")
     assert not (tmp_path / "m").exists()
 
