@@ -136,7 +136,7 @@ def spaced_utf8(text: str, settings: TokenizerSettings) -> bytes | None:
     beyond ASCII, those that ``tokenize``'s regex does not take into words (``str.isalnum`` is false:
     punctuation, symbols, spaces, combining marks) become spaces, and the rest count as word characters,
     so an apostrophe between two of them stays: the same tokens as the regex, at C speed (the regex took
-    about 180 us for a review that is not ASCII). Lone surrogates pass through ("surrogatepass")."""
+    159 us for an IMDB review that is not ASCII, this 50 us). Lone surrogates pass ("surrogatepass")."""
     if settings.negation:
         return None
     text = _clean(text, settings)
