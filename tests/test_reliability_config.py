@@ -308,7 +308,7 @@ def test_output_dir_with_a_tilde_is_under_home(cli, tiny_config: Path, tmp_path:
     ids=["nul-output", "nul-data", "long-data", "long-output"],
 )
 def test_paths_with_a_nul_byte_or_too_long(cli, tiny_config: Path, pair: str, expected: str) -> None:
-    """(were `unexpected ValueError: embedded null byte` / `unexpected OSError: File name too long`, exit 1)"""
+    """(were `unexpected ValueError: embedded null byte` / `unexpected OSError: File name too long`)"""
     message = assert_bad_input(cli(["config", "validate", tiny_config, "--set", pair]), expected)
     assert len(message) < 300
 
