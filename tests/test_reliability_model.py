@@ -552,7 +552,7 @@ def test_model_files_follow_the_umask(trained_model: Path) -> None:
                 .replace('"labels": [', '"_x": [', 1)
                 .replace('"_x"', '"labels"')
             ),
-            "given twice",
+            "key 'labels' given twice",
         ),
     ],
     ids=["threshold-twice", "labels-twice"],
