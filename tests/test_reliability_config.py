@@ -190,7 +190,7 @@ def test_numbers_past_pythons_digit_limit_are_config_errors(cli, tmp_path: Path,
     big = "9" * 5000
     result = cli(["config", "validate", tiny_config, "--set", f"seed={big}"])
     assert_bad_input(result, "--set seed: a number with more than 4,300 digits")
-    tiny_config.write_text(tiny_config.read_text() + f"seed: {big}\n")
+    tiny_config.write_text(tiny_config.read_text().replace("seed: 7", f"seed: {big}"))
     result = cli(["config", "validate", tiny_config])
     assert_bad_input(result, str(tiny_config), "a number with more than 4,300 digits")
 
@@ -230,3 +230,104 @@ def test_a_last_model_record_that_is_a_directory_stops_train_before_the_work(
     monkeypatch.setenv("SENTIMENT_HOME", str(home))
     result = cli(["train", "--config", tiny_config, "-q"])
     assert_bad_input(result, f"{home / 'last_model'} is not a file")
+
+
+HOSTILE_YAML = {
+    # a section written twice: YAML kept the second one alone, the first one's settings silently gone
+    "section-twice": ("training:\n  epochs: 3\ntraining:\n  lr: 0.02\n", "key 'training' given twice"),
+    "key-twice": ("training:\n  lr: 0.01\n  lr: 0.5\n", "key 'lr' given twice (first at line 2)"),
+    "set": ("model:\n  hidden_dims: !!set {64: null, 8: null}\n", "tag !!set is not allowed"),
+    "binary": ("data:\n  text_column: !!binary cmV2aWV3\n", "tag !!binary is not allowed"),
+    "timestamp": ("seed: !!timestamp 2024-01-01\n", "tag !!timestamp is not allowed"),
+}
+
+
+@pytest.mark.parametrize("text, expected", HOSTILE_YAML.values(), ids=HOSTILE_YAML.keys())
+def test_duplicate_keys_and_non_config_tags_are_refused(
+    cli, tmp_path: Path, text: str, expected: str
+) -> None:
+    """(were taken: the last of two keys won silently, a set became a list in no stated order)"""
+    config = tmp_path / "c.yaml"
+    config.write_text(text, encoding="utf-8")
+    assert_bad_input(cli(["config", "show", config]), f"{config}: YAML error at line", expected)
+    key, value = (
+        ("training", "{lr: 0.1, lr: 0.2}") if "twice" in expected else ("model.hidden_dims", "!!set {8}")
+    )
+    message = assert_bad_input(cli(["config", "show", "default", "--set", f"{key}={value}"]))
+    assert message.startswith(f"error: --set {key}: "), message
+
+
+def test_merge_keys_dates_labels_and_yaml_1_2_floats_are_read_as_meant(cli, tmp_path: Path) -> None:
+    """A merge key may be overridden; a date is a label (was refused as a datetime); 1e5 is a number (YAML
+    1.1 reads it as a string: refused as an integer); {1: 2.0} weighs the label '1' (was refused)."""
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data:\n  positive_label: 2024-01-01\n  max_rows: 1e5\n"
+        "training:\n  <<: {epochs: 3, lr: 0.5}\n  lr: 0.01\n  class_weight: {0: 1.0, 1: 2.0}\n",
+        encoding="utf-8",
+    )
+    result = cli(["config", "show", config])
+    assert result.exit_code == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["data"]["positive_label"] == "2024-01-01"
+    assert shown["data"]["max_rows"] == 100_000
+    assert shown["training"]["epochs"] == 3 and shown["training"]["lr"] == 0.01
+    assert shown["training"]["class_weight"] == {"0": 1.0, "1": 2.0}
+
+
+def test_a_config_not_utf8_names_the_line(cli, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"seed: 1\n# caf\xe9\n")
+    assert_bad_input(
+        cli(["config", "show", config]),
+        "not UTF-8 text (line 2, byte 13: b'\\xe9'); re-save the file as UTF-8",
+    )
+
+
+def test_output_dir_with_a_tilde_is_under_home(cli, tiny_config: Path, tmp_path: Path, monkeypatch) -> None:
+    """(was a folder named ~ in the current directory)"""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    edit_config(tiny_config, output_dir="~/runs", training={"epochs": 1})
+    result = cli(["train", "--config", tiny_config, "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "home" / "runs" / "tiny" / "meta.json").is_file()
+    assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize(
+    "pair, expected",
+    [
+        ('output_dir="a\\0b"', "'output_dir' = 'a\\x00b': a path cannot hold a NUL byte"),
+        ('data.path="a\\0b.csv"', "'data.path' = 'a\\x00b.csv': a path cannot hold a NUL byte"),
+        ("data.path=" + "a" * 5000, "data.path: 'aaaaaaaaaaaa"),
+        ("output_dir=" + "a/" * 3000, "cannot be used: File name too long"),
+    ],
+    ids=["nul-output", "nul-data", "long-data", "long-output"],
+)
+def test_paths_with_a_nul_byte_or_too_long(cli, tiny_config: Path, pair: str, expected: str) -> None:
+    """(were `unexpected ValueError: embedded null byte` / `unexpected OSError: File name too long`)"""
+    message = assert_bad_input(cli(["config", "validate", tiny_config, "--set", pair]), expected)
+    assert len(message) < 300
+
+
+def test_a_search_space_with_huge_or_non_json_values(cli, tiny_config: Path, tmp_path: Path) -> None:
+    """(a huge value was echoed whole into the message; a date or set choice was `unexpected TypeError`)"""
+    space = tmp_path / "space.yaml"
+    for text, expected in [
+        ("training.lr: " + "a" * 100_000 + "\n", "training.lr: expected a range or choices"),
+        (
+            "training.lr: {low: [" + "1, " * 5000 + "1], high: 1}\n",
+            "low must be a number, got [1, 1, 1, 1, ...]",
+        ),
+        ("training.lr: {choices: [2024-01-01]}\n", 'choice "2024-01-01" is not a valid value'),
+        ("model.hidden_dims: {choices: [!!set {8: null}]}\n", "tag !!set is not allowed"),
+        ("training.lr: {low: 0.1, high: 0.2}\ntraining.lr: {low: 0.1, high: 0.3}\n", "given twice"),
+    ]:
+        space.write_text(text, encoding="utf-8")
+        result = cli(
+            ["tune", "--config", tiny_config, "--space", space, "--trials", "1", "-o", tmp_path / "t"]
+        )
+        assert len(assert_bad_input(result, expected)) < 300

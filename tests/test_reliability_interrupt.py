@@ -323,3 +323,47 @@ def test_two_cpu_runs_of_one_config_are_identical(cli, tiny_config: Path, tmp_pa
         )
         assert result.exit_code == 0, result.stderr
     assert_same_model(tmp_path / "first", tmp_path / "second")
+
+
+def _edit_state(checkpoint: Path, **changes) -> None:
+    state = json.loads((checkpoint / "state.json").read_text())
+    state.update(changes)
+    (checkpoint / "state.json").write_text(json.dumps(state))
+
+
+def test_a_damaged_or_hostile_checkpoint_is_refused(cli, tiny_config: Path, interrupted: Path) -> None:
+    """Every field and tensor checked before use (were a hang on a FIFO or /dev/zero, `unexpected
+    StopIteration / RuntimeError`, or a resumed run from a negative epoch or int8 weights, exit 0)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state, tensors = interrupted / "state.json", interrupted / "tensors.safetensors"
+    good_state, good_tensors = state.read_bytes(), tensors.read_bytes()
+    resume = ["train", "--config", tiny_config, "--resume", "--quiet"]
+
+    state.unlink()
+    os.mkfifo(state)
+    assert_bad_input(cli(resume), "state.json: missing or not a regular file")
+    state.unlink()
+    state.write_bytes(good_state.replace(b'"epoch": ', b'"epoch": 0, "epoch": ', 1))
+    assert_bad_input(cli(resume), "state.json: corrupted (key 'epoch' given twice)")
+    for field, value, expected in [
+        ("epoch", -5, "epoch = -5: must be an integer >= 1"),
+        ("epoch", 1e300, "epoch = 1e+300: must be an integer >= 1"),
+        ("batch", 10**12, f"at batch {10**12} of an epoch of"),
+    ]:
+        state.write_bytes(good_state)
+        _edit_state(interrupted, **{field: value})
+        assert_bad_input(cli(resume), expected)
+    state.write_bytes(good_state)
+
+    weights = load_file(tensors)
+    name = next(k for k in weights if k.startswith("model/") and k.endswith("weight"))
+    for changed, expected in [
+        (weights[name].to(torch.int8), f"'{name}' holds int8 values, not floats"),
+        (weights[name] * float("nan"), f"non-finite values (NaN or infinity) in '{name}'"),
+        (weights[name][:1], "the checkpoint to resume from does not fit this model"),
+    ]:
+        save_file({**weights, name: changed}, tensors)
+        assert_bad_input(cli(resume), expected)
+    tensors.write_bytes(good_tensors)

@@ -535,3 +535,56 @@ def test_model_files_follow_the_umask(trained_model: Path) -> None:
     """Every file of a model directory gets the same permissions (safetensors' own writer made 0600 files)."""
     modes = {p.name: p.stat().st_mode & 0o777 for p in trained_model.iterdir()}
     assert modes["model.safetensors"] == modes["config.yaml"], modes
+
+
+@pytest.mark.parametrize(
+    "name, edit, expected",
+    [
+        (
+            "meta.json",
+            lambda t: t.replace('"threshold": ', '"threshold": 0.9, "threshold": ', 1),
+            "key 'threshold' given twice",
+        ),
+        (
+            "meta.json",
+            lambda t: (
+                t.replace('"task": "binary"', '"task": "binary", "labels": ["a", "b", "c"]')
+                .replace('"labels": [', '"_x": [', 1)
+                .replace('"_x"', '"labels"')
+            ),
+            "key 'labels' given twice",
+        ),
+    ],
+    ids=["threshold-twice", "labels-twice"],
+)
+def test_json_with_a_key_given_twice_is_damage(
+    cli, trained_model: Path, tmp_path: Path, name, edit, expected
+) -> None:
+    """(json.loads kept the last value silently: a prediction with a threshold no one chose)"""
+    model = tmp_path / "m"
+    shutil.copytree(trained_model, model)
+    (model / name).write_text(edit((model / name).read_text()))
+    assert_bad_input(cli(["predict", "--model", model, "a film"]), f"{model / name}: corrupted ({expected}")
+
+
+def test_a_binary_model_with_three_labels_is_damage(cli, trained_model: Path, tmp_path: Path) -> None:
+    """(was a prediction, exit 0: the one output read as the second of three labels)"""
+    model = tmp_path / "m"
+    shutil.copytree(trained_model, model)
+    meta = json.loads((model / "meta.json").read_text())
+    meta["labels"] = ["a", "b", "c"]
+    (model / "meta.json").write_text(json.dumps(meta))
+    assert_bad_input(cli(["predict", "--model", model, "a film"]), "a binary model has exactly two")
+
+
+def test_serve_refuses_a_damaged_metrics_json(trained_model: Path, tmp_path: Path) -> None:
+    """(was `unexpected JSONDecodeError / AttributeError` at the start, exit 1)"""
+    from sentiment.errors import ModelDirError
+    from sentiment.serve import model_info
+
+    model = tmp_path / "m"
+    shutil.copytree(trained_model, model)
+    for text in ("[1, 2", "[1, 2]"):
+        (model / "metrics.json").write_text(text)
+        with pytest.raises(ModelDirError, match=r"metrics\.json"):
+            model_info(Predictor.load(model))

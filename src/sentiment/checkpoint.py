@@ -25,11 +25,12 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from reprlib import repr as _short
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentiment.errors import CheckpointError
+from sentiment.errors import CheckpointError, DuplicateKeyError, unique_keys
 from sentiment.fit_state import FitState, FitStopped
 
 if TYPE_CHECKING:
@@ -167,6 +168,24 @@ def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
+MAX_STATE_BYTES = 100_000_000  # state.json: a config, a history and scalars (kilobytes)
+_WEIGHTS = ("model/", "best/", "optimizer/")  # float tensors; the RNG states are bytes
+
+
+def _bad_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
+    """What is wrong with the weights and optimizer moments of a checkpoint: not floats, or not finite."""
+    import torch
+
+    for name, tensor in tensors.items():
+        if not name.startswith(_WEIGHTS):
+            continue
+        if not tensor.is_floating_point():
+            return f"{_short(name)} holds {str(tensor.dtype).removeprefix('torch.')} values, not floats"
+        if not torch.isfinite(tensor).all():
+            return f"non-finite values (NaN or infinity) in {_short(name)}"
+    return None
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint; anything missing, corrupted or not ours is a CheckpointError (no code is run)."""
     from safetensors import SafetensorError
@@ -176,10 +195,20 @@ def load_checkpoint(path: Path) -> Checkpoint:
 
     if not path.is_dir():
         raise CheckpointError(f"no checkpoint to resume from at {path}; {_RESTART}")
+    state = path / STATE_FILE
+    if not state.is_file():  # a FIFO or a device (/dev/zero) would hang or fill the memory
+        raise CheckpointError(f"{state}: missing or not a regular file; {_RESTART}")
     try:
-        payload = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{path}/{STATE_FILE}: unreadable ({type(exc).__name__}); {_RESTART}") from None
+        with state.open("rb") as fh:
+            data = fh.read(MAX_STATE_BYTES + 1)
+        if len(data) > MAX_STATE_BYTES:
+            raise CheckpointError(f"{state}: more than {MAX_STATE_BYTES:,} bytes; {_RESTART}")
+        payload = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
+    except DuplicateKeyError as exc:
+        raise CheckpointError(f"{state}: corrupted ({exc}); {_RESTART}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, or an integer of more than 4,300 digits
+        raise CheckpointError(f"{state}: unreadable ({type(exc).__name__}); {_RESTART}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a sentiment training checkpoint; {_RESTART}")
     if payload.get("format_version") != FORMAT_VERSION:
@@ -193,7 +222,14 @@ def load_checkpoint(path: Path) -> Checkpoint:
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         where = path / TENSORS_FILE
         raise CheckpointError(f"{where}: truncated or corrupted ({reason}); {_RESTART}") from None
+    bad = _bad_tensor(tensors)
+    if bad:
+        raise CheckpointError(f"{path / TENSORS_FILE}: {bad}; {_RESTART}")
     try:
+        for name, low in (("epoch", 1), ("batch", 0), ("seen", 0), ("best_epoch", 0), ("stale", 0)):
+            value = payload[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} = {_short(value)}: must be an integer >= {low}")
         opt = payload["optimizer"]
         optimizer_state: dict[int, dict[str, Any]] = {}
         for index, names in opt["state_keys"].items():

@@ -10,7 +10,7 @@ import difflib
 import re
 import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -120,6 +120,11 @@ class DataConfig(_Section):
         ),
     )
 
+    @field_validator("path", "test_path", "unlabeled_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
     @field_validator("label_column")
     @classmethod
     def _not_the_text(cls, value: str, info: ValidationInfo) -> str:
@@ -143,6 +148,12 @@ class DataConfig(_Section):
         if isinstance(value, dict):
             return {_as_label(k): _as_label(v) for k, v in value.items()}
         return value
+
+
+def _no_nul(path: str | None) -> str | None:
+    if path is not None and "\0" in path:  # no file system takes one (and os calls raise ValueError)
+        raise ValueError("a path cannot hold a NUL byte")
+    return path
 
 
 def _as_label(value: Any) -> Any:
@@ -317,6 +328,12 @@ class TrainingConfig(_Section):
     )
     deterministic: bool = Field(False, description="Ask torch for deterministic algorithms (slower on CUDA).")
 
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _keys_to_str(cls, value: Any) -> Any:
+        # labels are strings, as data.labels' are: {0: 1.0, 1: 2.0} names the labels '0' and '1'
+        return {_as_label(k): w for k, w in value.items()} if isinstance(value, dict) else value
+
     @field_validator("class_weight")
     @classmethod
     def _positive_weights(cls, value: Any) -> Any:
@@ -352,6 +369,11 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir(cls, value: str) -> str:
+        return str(_no_nul(value))
 
     @field_validator("device")
     @classmethod
@@ -406,7 +428,7 @@ def check_files(config: Config) -> None:
             except DataError as exc:
                 missing = "file not found" in str(exc)
                 raise ConfigError(
-                    f"data.{key}: " + (f"file not found: {value}" if missing else str(exc))
+                    f"data.{key}: " + (f"file not found: {_SHORT.repr(value)[1:-1]}" if missing else str(exc))
                 ) from None
     if data.path is None and data.kaggle_handle is None:
         raise ConfigError(
@@ -461,6 +483,11 @@ def _short_repr() -> reprlib.Repr:
 _SHORT = _short_repr()
 
 
+def short(value: Any) -> str:
+    """``repr(value)`` cut to a few dozen characters: a hostile value never makes a huge message."""
+    return _SHORT.repr(value)
+
+
 def _is_type_mismatch(error: Any) -> bool:
     return error["type"] == "literal_error" or error["type"].endswith(("_type", "_parsing"))
 
@@ -508,7 +535,9 @@ def parse_override(pair: str) -> tuple[str, Any]:
     if not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
         raise ConfigError(f"--set '{pair}': '{key}' is not a dotted key such as training.epochs")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
+    except yaml.constructor.ConstructorError as exc:  # a tag refused, a key given twice
+        raise ConfigError(f"--set {key}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set '{pair}': value is not valid YAML ({exc.__class__.__name__})") from None
     except ValueError as exc:
@@ -551,6 +580,69 @@ def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# Tags whose values are no config's: a set, bytes, a date or an ordered pair list (a setting takes plain
+# strings, numbers, booleans, lists and mappings; pydantic would otherwise turn a set into a list in no
+# stated order, bytes into a string).
+_REFUSED_TAGS = ("set", "binary", "timestamp", "omap", "pairs")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: a key given twice in one mapping is an error (YAML keeps the last
+    silently, so a section written twice loses the first one's settings), the tags above are refused, a
+    date stays the string it reads as (`positive_label: 2024-01-01` is a label) and a float may be written
+    as YAML 1.2 and JSON write it (`1e5`, which YAML 1.1 reads as a string)."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[Any]]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` then a key of base: an override
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # unhashable: the base class names it
+                continue
+            if first is not key_node:
+                line = first.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {_SHORT.repr(key)} given twice (first at line {line}); keep one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed; a setting is a plain string, "
+        "number, boolean, list or mapping",
+        node.start_mark,
+    )
+
+
+for _tag in _REFUSED_TAGS:
+    _ConfigLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document read by the config loader above (safe: no tag constructs an object)."""
+    return yaml.load(text, Loader=_ConfigLoader)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
@@ -563,12 +655,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
             f"{path}: more than {MAX_CONFIG_BYTES // 1_000_000} MB; a config is a few dozen keys"
         )
     try:
-        raw = yaml.safe_load(data.decode("utf-8"))
+        raw = load_yaml(data.decode("utf-8"))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: YAML syntax error{where}: {exc.problem}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ConfigError(f"{path}: {kind}{where}: {exc.problem}") from None
+    except UnicodeDecodeError as exc:
+        line, bad = data.count(b"\n", 0, exc.start) + 1, data[exc.start : exc.start + 1]
+        raise ConfigError(
+            f"{path}: not UTF-8 text (line {line}, byte {exc.start}: {bad!r}); re-save the file as UTF-8"
+        ) from None
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{path}: {_unreadable_value(exc)}") from None

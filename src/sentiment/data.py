@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from reprlib import repr as _short
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,7 +53,11 @@ def data_files(path: str | Path) -> list[Path]:
     unsupported suffixes skipped); or a glob's matching files. Sorted by name; a DataError when none."""
     text = str(path)
     plain = Path(text).expanduser()
-    if plain.exists() and not plain.is_dir():
+    try:
+        exists = plain.exists()
+    except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), ...
+        raise DataError(f"{_short(text)}: {exc.strerror or exc}; give a shorter path") from None
+    if exists and not plain.is_dir():
         return [plain]
     if plain.is_dir():
         found = [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from reprlib import repr as _short
+from typing import Any
 
 
 class SentimentError(Exception):
@@ -52,3 +54,17 @@ def check_record_keys(
     unknown = sorted(str(key) for key in raw if key not in allowed)
     if unknown:
         raise ValueError(f"{unknown[0][:80]}: unknown setting (a newer sentiment's model?)")
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names a key twice: which value was meant is a guess (json.loads keeps the last)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for json.loads of a file we wrote: an object with a key given twice is damage."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise DuplicateKeyError(f"key {_short(twice)} given twice")
+    return out

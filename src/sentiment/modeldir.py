@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sentiment import __version__
-from sentiment.errors import ModelDirError
+from sentiment.errors import DuplicateKeyError, ModelDirError, unique_keys
 from sentiment.features import EMBEDDINGS, FEATURE_MEAN, FEATURE_STD, WORD_WEIGHTS, Features
 from sentiment.mlp import ACTIVATIONS, MLPWeights, layer_names
 from sentiment.text import TextEncoder
@@ -221,7 +221,9 @@ def _damaged(path: Path, problem: str) -> ModelDirError:
 
 def _read_json(data: bytes, path: Path) -> Any:
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
+    except DuplicateKeyError as exc:
+        raise _damaged(path, f"corrupted ({exc})") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # recursion: absurd nesting
         # ValueError: JSONDecodeError, or an integer of more than 4,300 digits
         reason = exc.__class__.__name__
@@ -306,6 +308,8 @@ def _meta(data: bytes, model_dir: Path) -> ModelMeta:
     for name, (ok, what) in _META_FIELDS.items():
         if name in raw and not ok(raw[name]):
             raise _damaged(path, f"{name} = {_short(raw[name])}: must be {what}")
+    if raw.get("task") == "binary" and len(raw["labels"]) != 2:  # one output: two labels, no more
+        raise _damaged(path, f"labels = {_short(raw['labels'])}: a binary model has exactly two")
     thresholds = raw.get("thresholds")
     if thresholds is not None and not isinstance(thresholds, list):
         raise _damaged(path, f"thresholds = {_short(thresholds)}: must be null or a list, one per label")
@@ -348,9 +352,9 @@ def _header(read_at: Any, size: int, path: Path) -> dict[str, tuple[str, tuple[i
     header, reason = None, f"{size} bytes" if length < 0 else f"a header of {length:,} bytes in {size:,}"
     if 2 <= length <= min(size - 8, MAX_HEADER):
         try:
-            header = json.loads(read_at(length, 8).decode("utf-8"))
+            header = json.loads(read_at(length, 8).decode("utf-8"), object_pairs_hook=unique_keys)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            reason = f"header: {type(exc).__name__}"
+            reason = f"header: {exc if isinstance(exc, DuplicateKeyError) else type(exc).__name__}"
         else:
             reason = "the header is not a JSON object"
     if not isinstance(header, dict):

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,10 +217,19 @@ def fit_and_validate(
 def output_path(config: Config, output: str | Path | None, config_name: str) -> Path:
     """Where the model directory goes, checked before any work: a path that cannot be written is an error
     now, not after the training (and so is a state directory that cannot hold the caches)."""
+    # output_dir is expanded as data.path is (`~/runs`, not a folder named ~); --output the shell expands
+    target = Path(output) if output is not None else Path(config.output_dir).expanduser() / config_name
+    try:
+        return _check_output(target)
+    except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), ...
+        shown = reprlib.repr(str(target))[1:-1]
+        raise ConfigError(f"the model directory {shown} cannot be used: {exc.strerror or exc}") from None
+
+
+def _check_output(target: Path) -> Path:
     from sentiment.atomic import check_writable
     from sentiment.paths import home_dir, last_model_file
 
-    target = Path(output) if output is not None else Path(config.output_dir) / config_name
     if target.exists() and not target.is_dir():
         raise ConfigError(f"output path exists and is not a directory: {target}")
     resolved = target.resolve()

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment.errors import CheckpointError
 from sentiment.fit_state import FitCallbacks, FitResult, FitState, FitStopped, LoopState
+
+RESTART = "run `sentiment train` without --resume to start over"
 
 if TYPE_CHECKING:
     import torch
@@ -76,10 +79,21 @@ class ResumableFit:
         self._resume = resume
         self.loop = LoopState()
         if resume is not None:
-            model.load_state_dict(resume.model)
-            optimizer.load_state_dict(resume.optimizer)
-            if scheduler is not None and resume.scheduler is not None:
-                scheduler.load_state_dict(resume.scheduler)
+            if resume.loop.batch >= self.n_batches:
+                raise CheckpointError(
+                    f"the checkpoint to resume from is at batch {resume.loop.batch} of an epoch of "
+                    f"{self.n_batches}; {RESTART}"
+                )
+            try:
+                model.load_state_dict(resume.model)
+                optimizer.load_state_dict(resume.optimizer)
+                if scheduler is not None and resume.scheduler is not None:
+                    scheduler.load_state_dict(resume.scheduler)
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # shapes or names not this model's
+                reason = str(exc).strip().splitlines()[0][:120]
+                raise CheckpointError(
+                    f"the checkpoint to resume from does not fit this model ({reason}); {RESTART}"
+                ) from None
             self.loop = replace(resume.loop, history=list(resume.loop.history))
         self._epoch_rng: dict[str, Any] = {}
         self._last_checkpoint = time.monotonic()

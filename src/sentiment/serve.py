@@ -175,11 +175,13 @@ class Batcher:
 
 def model_info(predictor: Predictor) -> dict[str, Any]:
     """What ``GET /model`` answers: enough to know which model is behind the server and how good it is."""
-    from sentiment.modeldir import load_config
+    from sentiment.modeldir import load_config, read_metrics
 
     meta, model_dir = predictor.meta, predictor.model_dir
-    metrics_path = model_dir / "metrics.json" if model_dir is not None else None
-    metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.is_file() else {}
+    metrics: dict[str, Any] = {}
+    if model_dir is not None and (model_dir / "metrics.json").is_file():
+        # checked as `sentiment report` checks it: a damaged file stops the start in one line, not a traceback
+        metrics = read_metrics(model_dir, predictor.labels)
     return {
         "model_dir": str(model_dir.resolve()) if model_dir is not None else None,
         "labels": predictor.labels,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from sentiment.config import Config, all_keys, load_config, read_yaml
+from sentiment.config import Config, all_keys, load_config, read_yaml, short
 from sentiment.errors import ConfigError
 
 RANGE_FIELDS = {"low", "high", "log", "step"}
@@ -130,7 +130,7 @@ def _flatten(raw: dict[str, Any], prefix: str, path: Path) -> dict[str, Any]:
             close = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             what = "a section, not a setting" if key in sections else "unknown key"
-            raise ConfigError(f"{path}: {what} '{key}'{hint}")
+            raise ConfigError(f"{path}: {what} {short(key)}{hint}")
     return out
 
 
@@ -140,18 +140,18 @@ def _param(key: str, spec: Any, path: Path) -> Param:
     if key in NOT_TUNABLE:
         raise ConfigError(f"{where}: not searchable: {NOT_TUNABLE[key]}")
     if not isinstance(spec, dict):
-        raise ConfigError(f"{where}: expected a range or choices such as {example}, got {spec!r}")
+        raise ConfigError(f"{where}: expected a range or choices such as {example}, got {short(spec)}")
     unknown = sorted(set(spec) - SPEC_FIELDS, key=str)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown field '{unknown[0]}' (a range has low, high, log, step; or choices)"
+            f"{where}: unknown field {short(unknown[0])} (a range has low, high, log, step; or choices)"
         )
     if "choices" in spec:
         if set(spec) & RANGE_FIELDS:
             raise ConfigError(f"{where}: give a range (low, high) or choices, not both")
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
-            raise ConfigError(f"{where}: choices must be a non-empty list, got {choices!r}")
+            raise ConfigError(f"{where}: choices must be a non-empty list, got {short(choices)}")
         if len({json.dumps(c, sort_keys=True) for c in choices}) != len(choices):
             raise ConfigError(f"{where}: choices repeat a value")
         return Param(key, "choice", choices=tuple(choices))
@@ -160,9 +160,9 @@ def _param(key: str, spec: Any, path: Path) -> Param:
     low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
     for name, value in (("low", low), ("high", high), ("step", step)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+            raise ConfigError(f"{where}: {name} must be a number, got {short(value)}")
     if not isinstance(log, bool):
-        raise ConfigError(f"{where}: log must be true or false, got {log!r}")
+        raise ConfigError(f"{where}: log must be true or false, got {short(log)}")
     if not low < high:
         raise ConfigError(f"{where}: low must be below high (low {low}, high {high})")
     if log and low <= 0:
@@ -200,8 +200,13 @@ def _numeric_kind(key: str) -> Literal["float", "int"] | None:
 
 def _values_to_check(param: Param) -> list[tuple[str, Any]]:
     if param.kind == "choice":
-        return [(f"choice {json.dumps(c)}", c) for c in param.choices]
+        return [(f"choice {_json_short(c)}", c) for c in param.choices]
     return [(f"low {param.low:g}", param.low), (f"high {param.high:g}", param.high)]
+
+
+def _json_short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else f"{text[:56]}..."
 
 
 def _check_value(

@@ -160,7 +160,11 @@ def make_plan(settings: TuneSettings) -> Plan:
     if base.data.val_size == 0 and "data.val_size" not in {p.key for p in space}:
         raise ConfigError("tune compares validation figures: set data.val_size > 0")
     name = Path(str(settings.config)).name.removesuffix(".yaml")
-    output = Path(settings.output) if settings.output is not None else Path(base.output_dir) / f"tune-{name}"
+    output = (
+        Path(settings.output)
+        if settings.output is not None
+        else Path(base.output_dir).expanduser() / f"tune-{name}"
+    )
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} exists and is not a directory")
     from sentiment.atomic import check_writable
