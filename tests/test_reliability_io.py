@@ -76,6 +76,21 @@ def test_plain_text_lines_bom_and_classic_mac_line_ends(cli, trained_model: Path
     assert [p["text"] for p in predictions(result.stdout)] == ["good\rfilm", "bad movie"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_text_files_with_a_byte_order_mark(
+    cli, trained_model: Path, tmp_path: Path, encoding: str
+) -> None:
+    """Notepad's "Unicode" and Excel's "Unicode Text" save UTF-16 with a byte-order mark: read as UTF-8, each
+    line became a garbled text and the outputs one more than the lines."""
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(bom + "good film\r\nbad movie \u00e9\r\n".encode(encoding))
+    for command in ("predict", "explain"):
+        result = cli([command, "-m", trained_model, "--json", "--file", path])
+        assert result.exit_code == 0, result.stderr
+        assert [p["text"] for p in predictions(result.stdout)] == ["good film", "bad movie \u00e9"], command
+
+
 def test_file_may_be_a_pipe(cli, trained_model: Path, tmp_path: Path) -> None:
     """<(command), /dev/stdin on a pipe and named FIFOs are readable files, not missing ones."""
     fifo = tmp_path / "fifo"

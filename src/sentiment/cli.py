@@ -6,6 +6,7 @@ Heavy libraries (torch, gensim, pandas, scikit-learn) are imported inside the co
 
 from __future__ import annotations
 
+import codecs
 import errno
 import functools
 import json
@@ -498,6 +499,25 @@ def _argv_text(text: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _decode(raw: bytes) -> str:
+    """A text file's bytes as text: UTF-8 (an editor's byte-order mark dropped), or UTF-16 / UTF-32 when the
+    file starts with their byte-order mark (Windows Notepad's "Unicode", Excel's "Unicode Text"); read as
+    UTF-8 those became one garbled text per byte pair, and a line more than the file holds."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return raw.decode(encoding, errors="replace")  # the codec drops the byte-order mark
+    return raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+
+
+# UTF-32 first: its little-endian mark begins with UTF-16's
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def _read_lines(file: Path) -> list[str]:
     if str(file) == "-":
         raw = sys.stdin.buffer.read()
@@ -515,7 +535,7 @@ def _read_lines(file: Path) -> list[str]:
                 raw = gzip.decompress(raw)
             except (OSError, EOFError, zlib.error) as exc:
                 raise SentimentError(f"{file}: not a readable gzip file ({exc})") from None
-    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")  # an editor's byte-order mark
+    text = _decode(raw)
     # A line ends at LF or CRLF, as users count lines; str.splitlines would also split at form feeds,
     # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs. A file
     # without any LF but with CRs has classic Mac line ends: there, CR ends a line.
