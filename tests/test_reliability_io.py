@@ -338,3 +338,36 @@ def test_the_terminal_table_shows_texts_as_written(trained_model: Path) -> None:
     shown = console.export_text()
     assert "a [bold red]great[/] film" in shown and "[/oops]" in shown
     assert "x \\x1b]0;title\\x07 y" in shown and "\x1b]0" not in shown
+
+
+def test_output_onto_the_input_file_is_refused(cli, trained_model: Path, tmp_path: Path) -> None:
+    """--output naming the --file (itself, a link to it, a table) replaced the texts by the predictions."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("good film\nbad movie\n")
+    table = tmp_path / "table.csv"
+    table.write_text("review\ngood film\n")
+    (tmp_path / "link.txt").symlink_to(texts)
+    for file, output in [(texts, texts), (texts, tmp_path / "link.txt"), (table, table)]:
+        before = file.read_bytes()
+        result = cli(["predict", "-m", trained_model, "--file", file, "--output", output])
+        assert_bad_input(result, f"--output {output} is the --file itself")
+        assert file.read_bytes() == before
+
+
+def test_output_format_follows_the_file_name(cli, trained_model: Path, tmp_path: Path) -> None:
+    """--output F.jsonl writes the JSON lines --json prints (it wrote a CSV into F.jsonl); a name promising a
+    format --output does not write (.parquet, .tsv, .gz) is refused, not filled with CSV."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text('good "film"\r\nbad movie\n\n\\ u\u2028x\n')
+    expected = cli(["predict", "-m", trained_model, "--json", "--top-k", "2", "--file", texts]).stdout
+    result = cli(
+        ["predict", "-m", trained_model, "--top-k", "2", "--file", texts, "-o", tmp_path / "o.jsonl"]
+    )
+    assert result.exit_code == 0, result.stderr
+    written = (tmp_path / "o.jsonl").read_text(encoding="utf-8")
+    assert written == expected and len(predictions(written)) == 4
+    for name in ("o.parquet", "o.tsv", "o.csv.gz"):
+        result = cli(["predict", "-m", trained_model, "--file", texts, "-o", tmp_path / name])
+        assert_bad_input(result, "name the file .csv or .jsonl")
+        assert not (tmp_path / name).exists()
+

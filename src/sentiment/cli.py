@@ -582,7 +582,7 @@ def predict(
             "--output",
             "-o",
             metavar="FILE",
-            help="Write a CSV: input columns (or text) + label, probability.",
+            help="Write a CSV (JSON lines for a .jsonl name): input columns (or text) + label, probability.",
         ),
     ] = None,
     top_k: Annotated[
@@ -644,6 +644,12 @@ def predict(
             raise SentimentError(
                 f"--output {output} is a directory; give a file name (e.g. {output}/scored.csv)"
             )
+        if file is not None and str(file) != "-" and _same_file(file, output):
+            raise SentimentError(
+                f"--output {output} is the --file itself: the predictions would replace the texts; give "
+                "another file name"
+            )
+        _output_format(output)
         check_writable(output, "--output")
     model_dir = resolve_model_dir(model)
     predictor = Predictor.load(model_dir)
@@ -676,7 +682,13 @@ def predict(
         predictions = predictor.predict(inputs, workers=0)  # large inputs use every core
     from sentiment import report
 
-    if output is not None:
+    if output is not None and _output_format(output) == "jsonl":
+        from sentiment.atomic import atomic_file
+
+        with atomic_file(output) as fh:
+            report.write_predictions_json(fh, explanations or predictions, table, top_k)
+        typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
+    elif output is not None:
         report.write_predictions_csv(output, predictions, table, explanations)
         typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
     elif json_:
@@ -693,6 +705,31 @@ def predict(
             typer.echo(
                 f"{unknown} text(s) marked *: no word of the text is in the model's vocabulary", err=True
             )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# names that promise a format --output does not write: a CSV in them would be a broken file
+OTHER_FORMATS = (".json", ".tsv", ".parquet", ".gz", ".zip", ".xlsx")
+
+
+def _output_format(output: Path) -> str:
+    """``jsonl`` (the lines --json prints) for a .jsonl / .ndjson name, else ``csv``."""
+    name = output.name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(OTHER_FORMATS):
+        raise SentimentError(
+            f"--output {output}: predictions are written as CSV or JSON lines; name the file .csv or .jsonl"
+        )
+    return "csv"
 
 
 def _predict_shards(
