@@ -371,3 +371,11 @@ def test_output_format_follows_the_file_name(cli, trained_model: Path, tmp_path:
         assert_bad_input(result, "name the file .csv or .jsonl")
         assert not (tmp_path / name).exists()
 
+
+@pytest.mark.parametrize("command", ["predict", "explain"])
+def test_a_dash_alone_reads_standard_input(cli, trained_model: Path, command: str) -> None:
+    """`cmd | sentiment predict -` classified the text "-" and ignored the input."""
+    result = cli([command, "-m", trained_model, "--json", "-"], input="good film\nbad movie\n")
+    assert result.exit_code == 0, result.stderr
+    assert [p["text"] for p in predictions(result.stdout)] == ["good film", "bad movie"]
+

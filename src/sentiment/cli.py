@@ -624,11 +624,14 @@ def predict(
 
     A table for texts given as arguments on a terminal; otherwise (a --file, or output to a pipe or file) one
     line per text: label, probability and the text on one line, tab-separated. --json writes JSON lines
-    (with a table file's other columns), --output a CSV.
+    (with a table file's other columns), --output a CSV (JSON lines for a .jsonl name). `-` alone reads
+    standard input, as --file - does.
     """
     from sentiment.paths import resolve_model_dir
     from sentiment.predictor import Predictor
 
+    if texts == ["-"] and file is None:  # `cmd | sentiment predict -`: standard input, as --file -
+        texts, file = None, Path("-")
     if texts and file is not None:
         raise SentimentError("give texts as arguments or --file, not both")
     if file is not None and str(file) != "-":
@@ -831,6 +834,8 @@ def explain(
         else:
             report.print_top_words(words)
         return
+    if texts == ["-"] and file is None:  # standard input, as --file -
+        texts, file = None, Path("-")
     if texts and file is not None:
         raise SentimentError("give texts as arguments or --file, not both")
     inputs = _read_lines(file) if file is not None else list(texts or [])
