@@ -379,3 +379,7 @@ def test_a_dash_alone_reads_standard_input(cli, trained_model: Path, command: st
     assert result.exit_code == 0, result.stderr
     assert [p["text"] for p in predictions(result.stdout)] == ["good film", "bad movie"]
 
+
+def test_a_directory_as_file_says_so(cli, trained_model: Path, tmp_path: Path) -> None:
+    result = cli(["predict", "-m", trained_model, "--file", tmp_path])
+    assert_bad_input(result, f"--file {tmp_path} is a directory: give --output DIR")

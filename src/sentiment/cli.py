@@ -749,9 +749,13 @@ def _predict_shards(
     from sentiment.shards import predict_shards
 
     if output is None:
-        raise SentimentError(
-            f"--file {file} names many files (or --engine {engine}): give --output DIR for one CSV per file"
-        )
+        if Path(file).is_dir():
+            raise SentimentError(
+                f"--file {file} is a directory: give --output DIR for one CSV per data file in it, or a file "
+                "with one text per line"
+            )
+        many = f"--file {file} names many files" if engine == "local" else f"--engine {engine}"
+        raise SentimentError(f"{many}: give --output DIR for one CSV per file")
     result = predict_shards(
         resolve_model_dir(model),
         str(file),
