@@ -383,3 +383,13 @@ def test_a_dash_alone_reads_standard_input(cli, trained_model: Path, command: st
 def test_a_directory_as_file_says_so(cli, trained_model: Path, tmp_path: Path) -> None:
     result = cli(["predict", "-m", trained_model, "--file", tmp_path])
     assert_bad_input(result, f"--file {tmp_path} is a directory: give --output DIR")
+
+
+def test_a_utf16_table_is_named_as_such(cli, trained_model: Path, tmp_path: Path) -> None:
+    """A UTF-16 table (Excel's "Unicode Text") was "not UTF-8 text (line 1, byte 0: b'\\xff')": true, but it
+    did not say what the file is."""
+    table = tmp_path / "unicode.csv"
+    table.write_bytes("review,sentiment\ngood film,positive\nbad movie,negative\n".encode("utf-16"))
+    for args in (["eval", "--data", table], ["predict", "--file", table]):
+        result = cli([args[0], "-m", trained_model, *args[1:]])
+        assert_bad_input(result, "unicode.csv: not UTF-8 text (UTF-16, by its byte-order mark)", "as UTF-8")

@@ -310,6 +310,9 @@ def _first_bad_utf8(path: Path) -> str:
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     offset = 0
     with opener(path, "rb") as fh:
+        if fh.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # Excel's "Unicode Text", Notepad's "Unicode"
+            return "UTF-16, by its byte-order mark"
+        fh.seek(0)
         for number, line in enumerate(fh, 1):
             try:
                 line.decode("utf-8")
