@@ -393,3 +393,15 @@ def test_a_utf16_table_is_named_as_such(cli, trained_model: Path, tmp_path: Path
     for args in (["eval", "--data", table], ["predict", "--file", table]):
         result = cli([args[0], "-m", trained_model, *args[1:]])
         assert_bad_input(result, "unicode.csv: not UTF-8 text (UTF-16, by its byte-order mark)", "as UTF-8")
+
+
+def test_a_closed_standard_stream(trained_model: Path, tmp_path: Path) -> None:
+    """`sentiment predict --file - <&-` and `... >&-`: Python makes a closed stream None; reading it was
+    `unexpected AttributeError` (exit 1), and writing to it a traceback at exit."""
+    closed_stdin = run_cli("predict", "-m", trained_model, "--file", "-", preexec_fn=lambda: os.close(0))
+    assert closed_stdin.returncode == 2
+    assert closed_stdin.stderr == "error: no text to classify in standard input\n"
+    out = tmp_path / "out.csv"
+    closed_stdout = run_cli("predict", "-m", trained_model, "good", "-o", out, preexec_fn=lambda: os.close(1))
+    assert closed_stdout.returncode == 0 and "Traceback" not in closed_stdout.stderr, closed_stdout.stderr
+    assert out.read_text().splitlines()[1].startswith('"good",')

@@ -969,6 +969,11 @@ def main() -> NoReturn:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from sentiment.report import writes_utf8
 
+    # A standard stream closed by the caller (`<&-`, `>&-`) is None in Python: read as empty, written to
+    # nowhere, as print() does; every use of it was an AttributeError, and a traceback at exit.
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115 (open till exit)
     for stream in (sys.stdout, sys.stderr):  # a text the encoding cannot hold is escaped, not a crash
         if not writes_utf8(stream) and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
