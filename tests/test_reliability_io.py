@@ -405,3 +405,17 @@ def test_a_closed_standard_stream(trained_model: Path, tmp_path: Path) -> None:
     closed_stdout = run_cli("predict", "-m", trained_model, "good", "-o", out, preexec_fn=lambda: os.close(1))
     assert closed_stdout.returncode == 0 and "Traceback" not in closed_stdout.stderr, closed_stdout.stderr
     assert out.read_text().splitlines()[1].startswith('"good",')
+
+
+def test_an_endless_input_under_a_memory_limit(trained_model: Path) -> None:
+    """`predict --file /dev/zero` under `ulimit -v` ran out of memory reading it: `unexpected MemoryError`."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    result = run_cli("predict", "-m", trained_model, "--file", "/dev/zero", preexec_fn=limit)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "error: /dev/zero does not fit in memory (is it an endless stream?); give a smaller file\n"
+    )

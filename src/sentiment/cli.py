@@ -519,23 +519,13 @@ _BOMS = (
 
 
 def _read_lines(file: Path) -> list[str]:
-    if str(file) == "-":
-        raw = sys.stdin.buffer.read()
-    else:
-        if not file.exists():
-            raise SentimentError(f"input file not found: {file}")
-        if file.is_dir():
-            raise SentimentError(f"--file {file} is a directory; give a file with one text per line")
-        raw = file.read_bytes()  # a pipe too: <(command), /dev/stdin, a named FIFO
-        if file.name.lower().endswith(".gz"):
-            import gzip
-            import zlib
-
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise SentimentError(f"{file}: not a readable gzip file ({exc})") from None
-    text = _decode(raw)
+    try:
+        text = _decode(_read_bytes(file))
+    except MemoryError:  # under a memory limit (ulimit -v); without one the kernel's OOM killer ends it
+        where = "standard input" if str(file) == "-" else str(file)
+        raise SentimentError(
+            f"{where} does not fit in memory (is it an endless stream?); give a smaller file"
+        ) from None
     # A line ends at LF or CRLF, as users count lines; str.splitlines would also split at form feeds,
     # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs. A file
     # without any LF but with CRs has classic Mac line ends: there, CR ends a line.
@@ -547,6 +537,25 @@ def _read_lines(file: Path) -> list[str]:
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
+
+
+def _read_bytes(file: Path) -> bytes:
+    if str(file) == "-":
+        return sys.stdin.buffer.read()
+    if not file.exists():
+        raise SentimentError(f"input file not found: {file}")
+    if file.is_dir():
+        raise SentimentError(f"--file {file} is a directory; give a file with one text per line")
+    raw = file.read_bytes()  # a pipe too: <(command), /dev/stdin, a named FIFO
+    if file.name.lower().endswith(".gz"):
+        import gzip
+        import zlib
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SentimentError(f"{file}: not a readable gzip file ({exc})") from None
+    return raw
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
