@@ -419,3 +419,12 @@ def test_an_endless_input_under_a_memory_limit(trained_model: Path) -> None:
     assert result.stderr == (
         "error: /dev/zero does not fit in memory (is it an endless stream?); give a smaller file\n"
     )
+
+
+def test_a_table_that_is_a_pipe_is_named_as_one(cli, trained_model: Path, tmp_path: Path) -> None:
+    """A named FIFO as a table (eval --data, predict --file) was "the file is empty": a pipe has no size."""
+    fifo = tmp_path / "scores.csv"
+    os.mkfifo(fifo)
+    for args in (["eval", "--data", fifo], ["predict", "--file", fifo]):
+        result = cli([args[0], "-m", trained_model, *args[1:]])
+        assert_bad_input(result, f"{fifo} is not a regular file (a pipe?)")
