@@ -76,6 +76,21 @@ def test_plain_text_lines_bom_and_classic_mac_line_ends(cli, trained_model: Path
     assert [p["text"] for p in predictions(result.stdout)] == ["good\rfilm", "bad movie"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_text_files_with_a_byte_order_mark(
+    cli, trained_model: Path, tmp_path: Path, encoding: str
+) -> None:
+    """Notepad's "Unicode" and Excel's "Unicode Text" save UTF-16 with a byte-order mark: read as UTF-8, each
+    line became a garbled text and the outputs one more than the lines."""
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(bom + "good film\r\nbad movie \u00e9\r\n".encode(encoding))
+    for command in ("predict", "explain"):
+        result = cli([command, "-m", trained_model, "--json", "--file", path])
+        assert result.exit_code == 0, result.stderr
+        assert [p["text"] for p in predictions(result.stdout)] == ["good film", "bad movie \u00e9"], command
+
+
 def test_file_may_be_a_pipe(cli, trained_model: Path, tmp_path: Path) -> None:
     """<(command), /dev/stdin on a pipe and named FIFOs are readable files, not missing ones."""
     fifo = tmp_path / "fifo"
@@ -323,3 +338,93 @@ def test_the_terminal_table_shows_texts_as_written(trained_model: Path) -> None:
     shown = console.export_text()
     assert "a [bold red]great[/] film" in shown and "[/oops]" in shown
     assert "x \\x1b]0;title\\x07 y" in shown and "\x1b]0" not in shown
+
+
+def test_output_onto_the_input_file_is_refused(cli, trained_model: Path, tmp_path: Path) -> None:
+    """--output naming the --file (itself, a link to it, a table) replaced the texts by the predictions."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("good film\nbad movie\n")
+    table = tmp_path / "table.csv"
+    table.write_text("review\ngood film\n")
+    (tmp_path / "link.txt").symlink_to(texts)
+    for file, output in [(texts, texts), (texts, tmp_path / "link.txt"), (table, table)]:
+        before = file.read_bytes()
+        result = cli(["predict", "-m", trained_model, "--file", file, "--output", output])
+        assert_bad_input(result, f"--output {output} is the --file itself")
+        assert file.read_bytes() == before
+
+
+def test_output_format_follows_the_file_name(cli, trained_model: Path, tmp_path: Path) -> None:
+    """--output F.jsonl writes the JSON lines --json prints (it wrote a CSV into F.jsonl); a name promising a
+    format --output does not write (.parquet, .tsv, .gz) is refused, not filled with CSV."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text('good "film"\r\nbad movie\n\n\\ u\u2028x\n')
+    expected = cli(["predict", "-m", trained_model, "--json", "--top-k", "2", "--file", texts]).stdout
+    result = cli(
+        ["predict", "-m", trained_model, "--top-k", "2", "--file", texts, "-o", tmp_path / "o.jsonl"]
+    )
+    assert result.exit_code == 0, result.stderr
+    written = (tmp_path / "o.jsonl").read_text(encoding="utf-8")
+    assert written == expected and len(predictions(written)) == 4
+    for name in ("o.parquet", "o.tsv", "o.csv.gz"):
+        result = cli(["predict", "-m", trained_model, "--file", texts, "-o", tmp_path / name])
+        assert_bad_input(result, "name the file .csv or .jsonl")
+        assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "explain"])
+def test_a_dash_alone_reads_standard_input(cli, trained_model: Path, command: str) -> None:
+    """`cmd | sentiment predict -` classified the text "-" and ignored the input."""
+    result = cli([command, "-m", trained_model, "--json", "-"], input="good film\nbad movie\n")
+    assert result.exit_code == 0, result.stderr
+    assert [p["text"] for p in predictions(result.stdout)] == ["good film", "bad movie"]
+
+
+def test_a_directory_as_file_says_so(cli, trained_model: Path, tmp_path: Path) -> None:
+    result = cli(["predict", "-m", trained_model, "--file", tmp_path])
+    assert_bad_input(result, f"--file {tmp_path} is a directory: give --output DIR")
+
+
+def test_a_utf16_table_is_named_as_such(cli, trained_model: Path, tmp_path: Path) -> None:
+    """A UTF-16 table (Excel's "Unicode Text") was "not UTF-8 text (line 1, byte 0: b'\\xff')": true, but it
+    did not say what the file is."""
+    table = tmp_path / "unicode.csv"
+    table.write_bytes("review,sentiment\ngood film,positive\nbad movie,negative\n".encode("utf-16"))
+    for args in (["eval", "--data", table], ["predict", "--file", table]):
+        result = cli([args[0], "-m", trained_model, *args[1:]])
+        assert_bad_input(result, "unicode.csv: not UTF-8 text (UTF-16, by its byte-order mark)", "as UTF-8")
+
+
+def test_a_closed_standard_stream(trained_model: Path, tmp_path: Path) -> None:
+    """`sentiment predict --file - <&-` and `... >&-`: Python makes a closed stream None; reading it was
+    `unexpected AttributeError` (exit 1), and writing to it a traceback at exit."""
+    closed_stdin = run_cli("predict", "-m", trained_model, "--file", "-", preexec_fn=lambda: os.close(0))
+    assert closed_stdin.returncode == 2
+    assert closed_stdin.stderr == "error: no text to classify in standard input\n"
+    out = tmp_path / "out.csv"
+    closed_stdout = run_cli("predict", "-m", trained_model, "good", "-o", out, preexec_fn=lambda: os.close(1))
+    assert closed_stdout.returncode == 0 and "Traceback" not in closed_stdout.stderr, closed_stdout.stderr
+    assert out.read_text().splitlines()[1].startswith('"good",')
+
+
+def test_an_endless_input_under_a_memory_limit(trained_model: Path) -> None:
+    """`predict --file /dev/zero` under `ulimit -v` ran out of memory reading it: `unexpected MemoryError`."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    result = run_cli("predict", "-m", trained_model, "--file", "/dev/zero", preexec_fn=limit)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "error: /dev/zero does not fit in memory (is it an endless stream?); give a smaller file\n"
+    )
+
+
+def test_a_table_that_is_a_pipe_is_named_as_one(cli, trained_model: Path, tmp_path: Path) -> None:
+    """A named FIFO as a table (eval --data, predict --file) was "the file is empty": a pipe has no size."""
+    fifo = tmp_path / "scores.csv"
+    os.mkfifo(fifo)
+    for args in (["eval", "--data", fifo], ["predict", "--file", fifo]):
+        result = cli([args[0], "-m", trained_model, *args[1:]])
+        assert_bad_input(result, f"{fifo} is not a regular file (a pipe?)")

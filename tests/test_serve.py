@@ -123,6 +123,42 @@ def test_a_streamed_body_over_the_limit_is_413(client: TestClient) -> None:
     assert response.status_code == 413 and "over the limit" in response.json()["error"]
 
 
+def test_a_client_that_disconnects_mid_body_is_no_server_error(trained_model: Path) -> None:
+    """A client gone half way through its body: answered 400 (to no one), not a 500 whose traceback uvicorn
+    logs as "Exception in ASGI application"."""
+    import asyncio
+
+    app = create_app(ServeSettings(str(trained_model)))
+    messages = iter(
+        [{"type": "http.request", "body": b'{"text": "go', "more_body": True}, {"type": "http.disconnect"}]
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }
+    asyncio.run(app(scope, receive, send))  # raised ClientDisconnect (the server logged its traceback)
+    assert sent[0]["status"] == 400
+    assert b"disconnected" in b"".join(m.get("body", b"") for m in sent[1:])
+
+
 def test_requests_waiting_together_are_predicted_in_one_call(trained_model: Path) -> None:
     """16 concurrent clients, one text each: fewer predict calls than requests, each request its own
     predictions, equal to one call per text; a failing call answers every request waiting on it with a 500."""

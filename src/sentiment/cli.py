@@ -6,6 +6,7 @@ Heavy libraries (torch, gensim, pandas, scikit-learn) are imported inside the co
 
 from __future__ import annotations
 
+import codecs
 import errno
 import functools
 import json
@@ -498,24 +499,33 @@ def _argv_text(text: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _read_lines(file: Path) -> list[str]:
-    if str(file) == "-":
-        raw = sys.stdin.buffer.read()
-    else:
-        if not file.exists():
-            raise SentimentError(f"input file not found: {file}")
-        if file.is_dir():
-            raise SentimentError(f"--file {file} is a directory; give a file with one text per line")
-        raw = file.read_bytes()  # a pipe too: <(command), /dev/stdin, a named FIFO
-        if file.name.lower().endswith(".gz"):
-            import gzip
-            import zlib
+def _decode(raw: bytes) -> str:
+    """A text file's bytes as text: UTF-8 (an editor's byte-order mark dropped), or UTF-16 / UTF-32 when the
+    file starts with their byte-order mark (Windows Notepad's "Unicode", Excel's "Unicode Text"); read as
+    UTF-8 those became one garbled text per byte pair, and a line more than the file holds."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return raw.decode(encoding, errors="replace")  # the codec drops the byte-order mark
+    return raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise SentimentError(f"{file}: not a readable gzip file ({exc})") from None
-    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")  # an editor's byte-order mark
+
+# UTF-32 first: its little-endian mark begins with UTF-16's
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _read_lines(file: Path) -> list[str]:
+    try:
+        text = _decode(_read_bytes(file))
+    except MemoryError:  # under a memory limit (ulimit -v); without one the kernel's OOM killer ends it
+        where = "standard input" if str(file) == "-" else str(file)
+        raise SentimentError(
+            f"{where} does not fit in memory (is it an endless stream?); give a smaller file"
+        ) from None
     # A line ends at LF or CRLF, as users count lines; str.splitlines would also split at form feeds,
     # vertical tabs and U+2028 inside a text, and the outputs would no longer line up with the inputs. A file
     # without any LF but with CRs has classic Mac line ends: there, CR ends a line.
@@ -527,6 +537,25 @@ def _read_lines(file: Path) -> list[str]:
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
+
+
+def _read_bytes(file: Path) -> bytes:
+    if str(file) == "-":
+        return sys.stdin.buffer.read()
+    if not file.exists():
+        raise SentimentError(f"input file not found: {file}")
+    if file.is_dir():
+        raise SentimentError(f"--file {file} is a directory; give a file with one text per line")
+    raw = file.read_bytes()  # a pipe too: <(command), /dev/stdin, a named FIFO
+    if file.name.lower().endswith(".gz"):
+        import gzip
+        import zlib
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SentimentError(f"{file}: not a readable gzip file ({exc})") from None
+    return raw
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
@@ -562,7 +591,7 @@ def predict(
             "--output",
             "-o",
             metavar="FILE",
-            help="Write a CSV: input columns (or text) + label, probability.",
+            help="Write a CSV (JSON lines for a .jsonl name): input columns (or text) + label, probability.",
         ),
     ] = None,
     top_k: Annotated[
@@ -604,11 +633,14 @@ def predict(
 
     A table for texts given as arguments on a terminal; otherwise (a --file, or output to a pipe or file) one
     line per text: label, probability and the text on one line, tab-separated. --json writes JSON lines
-    (with a table file's other columns), --output a CSV.
+    (with a table file's other columns), --output a CSV (JSON lines for a .jsonl name). `-` alone reads
+    standard input, as --file - does.
     """
     from sentiment.paths import resolve_model_dir
     from sentiment.predictor import Predictor
 
+    if texts == ["-"] and file is None:  # `cmd | sentiment predict -`: standard input, as --file -
+        texts, file = None, Path("-")
     if texts and file is not None:
         raise SentimentError("give texts as arguments or --file, not both")
     if file is not None and str(file) != "-":
@@ -624,6 +656,12 @@ def predict(
             raise SentimentError(
                 f"--output {output} is a directory; give a file name (e.g. {output}/scored.csv)"
             )
+        if file is not None and str(file) != "-" and _same_file(file, output):
+            raise SentimentError(
+                f"--output {output} is the --file itself: the predictions would replace the texts; give "
+                "another file name"
+            )
+        _output_format(output)
         check_writable(output, "--output")
     model_dir = resolve_model_dir(model)
     predictor = Predictor.load(model_dir)
@@ -656,7 +694,13 @@ def predict(
         predictions = predictor.predict(inputs, workers=0)  # large inputs use every core
     from sentiment import report
 
-    if output is not None:
+    if output is not None and _output_format(output) == "jsonl":
+        from sentiment.atomic import atomic_file
+
+        with atomic_file(output) as fh:
+            report.write_predictions_json(fh, explanations or predictions, table, top_k)
+        typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
+    elif output is not None:
         report.write_predictions_csv(output, predictions, table, explanations)
         typer.echo(f"{len(predictions)} predictions written to {output}", err=True)
     elif json_:
@@ -675,6 +719,31 @@ def predict(
             )
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# names that promise a format --output does not write: a CSV in them would be a broken file
+OTHER_FORMATS = (".json", ".tsv", ".parquet", ".gz", ".zip", ".xlsx")
+
+
+def _output_format(output: Path) -> str:
+    """``jsonl`` (the lines --json prints) for a .jsonl / .ndjson name, else ``csv``."""
+    name = output.name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(OTHER_FORMATS):
+        raise SentimentError(
+            f"--output {output}: predictions are written as CSV or JSON lines; name the file .csv or .jsonl"
+        )
+    return "csv"
+
+
 def _predict_shards(
     model: Path | None,
     file: Path,
@@ -689,9 +758,13 @@ def _predict_shards(
     from sentiment.shards import predict_shards
 
     if output is None:
-        raise SentimentError(
-            f"--file {file} names many files (or --engine {engine}): give --output DIR for one CSV per file"
-        )
+        if Path(file).is_dir():
+            raise SentimentError(
+                f"--file {file} is a directory: give --output DIR for one CSV per data file in it, or a file "
+                "with one text per line"
+            )
+        many = f"--file {file} names many files" if engine == "local" else f"--engine {engine}"
+        raise SentimentError(f"{many}: give --output DIR for one CSV per file")
     result = predict_shards(
         resolve_model_dir(model),
         str(file),
@@ -774,6 +847,8 @@ def explain(
         else:
             report.print_top_words(words)
         return
+    if texts == ["-"] and file is None:  # standard input, as --file -
+        texts, file = None, Path("-")
     if texts and file is not None:
         raise SentimentError("give texts as arguments or --file, not both")
     inputs = _read_lines(file) if file is not None else list(texts or [])
@@ -903,6 +978,11 @@ def main() -> NoReturn:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from sentiment.report import writes_utf8
 
+    # A standard stream closed by the caller (`<&-`, `>&-`) is None in Python: read as empty, written to
+    # nowhere, as print() does; every use of it was an AttributeError, and a traceback at exit.
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115 (open till exit)
     for stream in (sys.stdout, sys.stderr):  # a text the encoding cannot hold is escaped, not a crash
         if not writes_utf8(stream) and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

@@ -222,6 +222,10 @@ def _parquet_source(path: Path) -> Path | io.BytesIO:
 def _checked_format(path: Path) -> str:
     """The file's format, after the checks read_table makes before reading (supported suffix, not empty)."""
     fmt = file_format(path)
+    if path.exists() and not path.is_file():
+        # A FIFO or a device has no size (it was "the file is empty"), and training reads its data file more
+        # than once (the cache key hashes it first): a pipe would be empty, or block, the second time.
+        raise DataError(f"{path} is not a regular file (a pipe?); save the table to a file and pass that")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     return fmt
@@ -315,6 +319,9 @@ def _first_bad_utf8(path: Path) -> str:
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     offset = 0
     with opener(path, "rb") as fh:
+        if fh.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # Excel's "Unicode Text", Notepad's "Unicode"
+            return "UTF-16, by its byte-order mark"
+        fh.seek(0)
         for number, line in enumerate(fh, 1):
             try:
                 line.decode("utf-8")
