@@ -56,8 +56,8 @@ class DataConfig(_Section):
     unlabeled_text_column: str | None = Field(
         None, description="Text column of unlabeled_path (default: text_column, or the file's only column)."
     )
-    text_column: str = Field("review", description="Column holding the text.")
-    label_column: str = Field("sentiment", description="Column holding the label.")
+    text_column: str = Field("review", min_length=1, description="Column holding the text.")
+    label_column: str = Field("sentiment", min_length=1, description="Column holding the label.")
     positive_label: str = Field(
         "positive", description="Binary: label value of the positive class (e.g. positive or 1)."
     )
@@ -157,11 +157,12 @@ def _no_nul(path: str | None) -> str | None:
 
 
 def _as_label(value: Any) -> Any:
-    """YAML reads `1` as an int and `yes` as a bool: labels are compared as strings, as the data's are."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
+    """YAML reads `1` as an int and `yes` as a bool: labels are compared as strings, written as the data's
+    are (``sentiment.data.label_text``: 1, 1.0 and "1.0" are "1"; surrounding spaces go)."""
+    if isinstance(value, bool | int | float | str):
+        from sentiment.data import label_text
+
+        return label_text(value)
     return value
 
 
@@ -412,6 +413,35 @@ def check_compatible(config: Config) -> None:
         raise ConfigError("eval.tune_threshold needs a validation split: set data.val_size > 0")
     if config.training.refit and config.data.val_size == 0:
         raise ConfigError("training.refit needs a validation split: set data.val_size > 0")
+    _check_data_settings(config.data)
+
+
+def _check_data_settings(data: DataConfig) -> None:
+    """Data settings that contradict each other: refused before any data is read (train and validate)."""
+    if not data.test_path and data.test_size + data.val_size >= 1:
+        raise ConfigError(
+            f"data.test_size + data.val_size = {data.test_size:g} + {data.val_size:g} leaves no rows for "
+            "training; make their sum less than 1"
+        )
+    if data.labels is None:
+        return
+    labels = data.labels
+    twice = next((name for i, name in enumerate(labels) if name in labels[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"data.labels lists '{twice}' more than once; each label once, in class order")
+    binary = data.task == "binary" or (data.task == "auto" and len(labels) == 2)
+    if data.task == "binary" and len(labels) != 2:
+        raise ConfigError(
+            f"data.labels has {len(labels)} labels, but data.task binary takes two; set data.task multiclass "
+            "(or list two labels)"
+        )
+    if binary and data.positive_label.casefold() not in {name.casefold() for name in labels}:
+        raise ConfigError(
+            f"data.positive_label '{data.positive_label}' is not one of data.labels ({', '.join(labels)}); "
+            "set data.positive_label to one of them"
+        )
+    if data.task in ("auto", "multiclass") and len(labels) < 2:
+        raise ConfigError(f"data.labels lists {len(labels)} label(s); a classifier needs two or more")
 
 
 def check_files(config: Config) -> None:
@@ -424,7 +454,8 @@ def check_files(config: Config) -> None:
         value = getattr(data, key)
         if value is not None:
             try:
-                data_files(value)  # a file, or a directory or glob of shards
+                for file in data_files(value):  # a file, or a directory or glob of shards
+                    _check_readable(file)
             except DataError as exc:
                 missing = "file not found" in str(exc)
                 raise ConfigError(
@@ -434,6 +465,25 @@ def check_files(config: Config) -> None:
         raise ConfigError(
             "no data configured: set data.path=FILE or data.kaggle_handle (and data.kaggle_file)"
         )
+    if data.path is None:
+        from sentiment.download import parse_handle
+
+        parse_handle(data.kaggle_handle)  # a handle that is no handle: train refuses it before downloading
+
+
+def _check_readable(file: Path) -> None:
+    """The checks reading makes before it parses: a supported, non-empty file that can be opened."""
+    from sentiment.data import file_format
+    from sentiment.errors import DataError
+
+    file_format(file)
+    try:
+        with open(file, "rb") as fh:
+            empty = not fh.read(1)
+    except OSError as exc:
+        raise DataError(f"{file}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    if empty:
+        raise DataError(f"{file}: the file is empty")
 
 
 def all_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:

@@ -3,16 +3,17 @@ test. Warnings (dropped rows) are returned with the data, so a cached run can re
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import io
 import os
+import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from reprlib import repr as _short
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sentiment.config import DataConfig
+
+# Part of the prepared-data cache key: bump it when reading gives other rows, texts or labels for the same
+# file. 2: labels written as whole floats ("1.0") read as "1"; UTF-16 files; cells that are no text refused.
+READING_VERSION = 2
 
 SUPPORTED_SUFFIXES = {
     ".csv": "csv",
@@ -55,20 +60,24 @@ def data_files(path: str | Path) -> list[Path]:
     plain = Path(text).expanduser()
     try:
         exists = plain.exists()
-    except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), ...
-        raise DataError(f"{_short(text)}: {exc.strerror or exc}; give a shorter path") from None
-    if exists and not plain.is_dir():
-        return [plain]
-    if plain.is_dir():
-        found = [
-            p
-            for p in sorted(plain.iterdir(), key=lambda p: p.name)
-            if not p.name.startswith(".") and p.is_file() and _supported(p)
-        ]
-        if not found:
-            raise DataError(f"no data files ({DATA_FILE_KINDS}) in {plain}")
-        return found
+        if exists and not plain.is_dir():
+            return [plain]
+        if plain.is_dir():
+            found = [
+                p
+                for p in sorted(plain.iterdir(), key=lambda p: p.name)
+                if not p.name.startswith(".") and p.is_file() and _supported(p)
+            ]
+            if not found:
+                raise DataError(f"no data files ({DATA_FILE_KINDS}) in {plain}")
+            return found
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise DataError(f"{_short(text)}: {exc.strerror}; give a shorter path") from None
+        # a directory on the way that cannot be read or searched (permissions)
+        raise DataError(f"{plain}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     if any(c in text for c in GLOB_CHARS):
+        # glob.glob skips what it cannot read; a file it finds but cannot stat is reported when it is read
         found = sorted(
             Path(p) for p in glob.glob(os.path.expanduser(text)) if Path(p).is_file() and _supported(Path(p))
         )
@@ -102,12 +111,13 @@ def _read_file(path: Path, columns: list[str] | None) -> pd.DataFrame:
 
     fmt = _checked_format(path)
     with _reading(path, fmt):
+        encoding = _text_encoding(path, fmt)
         if fmt in ("csv", "tsv"):
-            frame = pd.read_csv(path, **_csv_options(fmt))
+            frame = pd.read_csv(path, **_csv_options(fmt, encoding))
         elif fmt == "parquet":
-            frame = pd.read_parquet(_parquet_source(path))
+            frame = pd.read_parquet(_parquet_source(path), **PARQUET_OPTIONS)
         else:
-            parts = list(_jsonl_chunks(path, rows=1 << 62))  # one chunk: the whole file
+            parts = list(_jsonl_chunks(path, rows=1 << 62, encoding=encoding))  # one chunk: the whole file
             frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if frame.empty:
         raise DataError(f"{path}: the file has no rows")
@@ -132,12 +142,14 @@ def _shard_chunks(path: Path, columns: list[str] | None, rows: int) -> Iterator[
     fmt = _checked_format(path)
     with ExitStack() as stack:
         with _reading(path, fmt):
+            encoding = _text_encoding(path, fmt)
             if fmt in ("csv", "tsv"):
-                chunks = stack.enter_context(pd.read_csv(path, chunksize=rows, **_csv_options(fmt)))
+                options = _csv_options(fmt, encoding)
+                chunks = stack.enter_context(pd.read_csv(path, chunksize=rows, **options))
             elif fmt == "parquet":
                 chunks = _parquet_chunks(stack, path, columns, rows)
             else:
-                chunks = _jsonl_chunks(path, rows)
+                chunks = _jsonl_chunks(path, rows, encoding)
             chunks = iter(chunks)
         any_rows = False
         while True:
@@ -153,12 +165,18 @@ def _shard_chunks(path: Path, columns: list[str] | None, rows: int) -> Iterator[
             raise DataError(f"{path}: the file has no rows")
 
 
+# Parquet has no checksum of its own over the data; where the writer added page checksums (pyarrow's
+# write_page_checksum, Spark's parquet.page.write-checksum.enabled), a damaged page is an error, not a
+# silently changed text.
+PARQUET_OPTIONS = {"page_checksum_verification": True}
+
+
 def _parquet_chunks(
     stack: ExitStack, path: Path, columns: list[str] | None, rows: int
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    file = stack.enter_context(pq.ParquetFile(_parquet_source(path)))
+    file = stack.enter_context(pq.ParquetFile(_parquet_source(path), **PARQUET_OPTIONS))
     # Only columns the file has are asked for: a missing one is reported by _selected, as read_table does.
     wanted = columns if columns and set(columns) <= set(file.schema_arrow.names) else None
     return (batch.to_pandas() for batch in file.iter_batches(batch_size=rows, columns=wanted))
@@ -166,16 +184,54 @@ def _parquet_chunks(
 
 # utf-8-sig: a byte-order mark (some editors write one) is dropped, as pandas already does for CSV.
 JSONL_ENCODING = "utf-8-sig"
+# A text file that starts with a UTF-16 or UTF-32 byte-order mark (Excel's "Unicode text", Windows tools)
+# is read in that encoding; without a mark a file is UTF-8.
+BYTE_ORDER_MARKS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+SNIFF_BYTES = 4096
 
 
-def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+def _head(path: Path, size: int = SNIFF_BYTES) -> bytes:
+    """The first ``size`` bytes of the file's content (decompressed, for .gz)."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as fh:
+        return fh.read(size)
+
+
+def _text_encoding(path: Path, fmt: str) -> str:
+    """The encoding to read a CSV / TSV / JSON-lines file with: UTF-16 or UTF-32 when its byte-order mark
+    says so, else UTF-8. A file whose start is largely NUL bytes is not UTF-8 text: a DataError."""
+    if fmt == "parquet":
+        return ""
+    head = _head(path)
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return encoding
+    if head.count(0) > len(head) // 10:
+        raise DataError(
+            f"{path}: holds NUL bytes, so it is not UTF-8 text (UTF-16 without a byte-order mark, or a "
+            "binary file); re-save it as UTF-8"
+        )
+    return JSONL_ENCODING if fmt == "jsonl" else "utf-8"
+
+
+def _jsonl_chunks(path: Path, rows: int, encoding: str = JSONL_ENCODING) -> Iterator[pd.DataFrame]:
     """Frames of at most ``rows`` rows of a JSON-lines file, read by pandas; from the first integer past 64
-    bits on (an id, say), which pandas' parser refuses, by Python's json module, to the same frames."""
+    bits on (an id, say), which pandas' parser refuses, by Python's json module, to the same frames. A file
+    that is one JSON array of objects (``[{...}, {...}]``, what ``json.dump`` of a list writes) is read
+    whole, then cut into the same frames."""
     import pandas as pd
 
+    if _head(path, 256).decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n").startswith("["):
+        yield from _json_array_chunks(path, rows, encoding)
+        return
     done = 0
     try:
-        with pd.read_json(path, lines=True, dtype=False, encoding=JSONL_ENCODING, chunksize=rows) as reader:
+        with pd.read_json(path, lines=True, dtype=False, encoding=encoding, chunksize=rows) as reader:
             for chunk in reader:
                 done += len(chunk)
                 yield chunk
@@ -183,17 +239,35 @@ def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     except ValueError as exc:
         if "too big" not in str(exc):
             raise
-    yield from _jsonl_chunks_python(path, rows, skip=done)
+    yield from _jsonl_chunks_python(path, rows, skip=done, encoding=encoding)
 
 
-def _jsonl_chunks_python(path: Path, rows: int, skip: int) -> Iterator[pd.DataFrame]:
+def _json_array_chunks(path: Path, rows: int, encoding: str) -> Iterator[pd.DataFrame]:
+    import json
+
+    import pandas as pd
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding=encoding) as fh:
+        records = json.load(fh)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise DataError(
+            f'{path}: cannot parse as jsonl: a JSON array must hold objects {{"column": value}}, one per row'
+        )
+    for i in range(0, len(records), rows):
+        yield pd.DataFrame.from_records(records[i : i + rows])
+
+
+def _jsonl_chunks_python(
+    path: Path, rows: int, skip: int, encoding: str = JSONL_ENCODING
+) -> Iterator[pd.DataFrame]:
     import json
 
     import pandas as pd
 
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     records: list[dict] = []
-    with opener(path, "rt", encoding=JSONL_ENCODING) as fh:
+    with opener(path, "rt", encoding=encoding) as fh:
         for line in fh:
             if not line.strip():
                 continue  # pandas skips blank lines too
@@ -222,20 +296,25 @@ def _parquet_source(path: Path) -> Path | io.BytesIO:
 def _checked_format(path: Path) -> str:
     """The file's format, after the checks read_table makes before reading (supported suffix, not empty)."""
     fmt = file_format(path)
-    if path.exists() and not path.is_file():
+    try:
+        regular = not path.exists() or path.is_file()
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    if not regular:
         # A FIFO or a device has no size (it was "the file is empty"), and training reads its data file more
         # than once (the cache key hashes it first): a pipe would be empty, or block, the second time.
         raise DataError(f"{path} is not a regular file (a pipe?); save the table to a file and pass that")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise DataError(f"{path}: the file is empty")
     return fmt
 
 
-def _csv_options(fmt: str) -> dict[str, object]:
+def _csv_options(fmt: str, encoding: str = "utf-8") -> dict[str, object]:
     # Only an empty cell is missing: a review that reads "NA", "null" or "None" is text.
     return {
         "sep": "\t" if fmt == "tsv" else ",",
-        "encoding": "utf-8",
+        "encoding": encoding,
         "dtype": str,
         "keep_default_na": False,
         "na_values": [""],
@@ -262,9 +341,8 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
             f"{path}: cannot parse as {fmt}: a row has more fields than the header; quote texts that hold "
             "the separator"
         ) from None
-    except UnicodeDecodeError:
-        where = _first_bad_utf8(path)
-        raise DataError(f"{path}: not UTF-8 text ({where}); re-save the file as UTF-8") from None
+    except UnicodeError as exc:
+        raise DataError(_not_text(path, exc)) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except TypeError:  # pandas' JSON-lines reader meets a line that is a list or a number
@@ -273,9 +351,28 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
         raise DataError(
             f'{path}: cannot parse as jsonl: every line must be a JSON object {{"column": value}}'
         ) from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:  # zlib: damaged .gz
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot parse as {fmt}: {first[:200]}") from None
+
+
+def _not_text(path: Path, exc: UnicodeError) -> str:
+    """The message for a file that does not decode: where the first byte that is not UTF-8 is, or, for a file
+    whose byte-order mark says UTF-16 or UTF-32, that it is not that."""
+    try:
+        head = _head(path, 4)
+    except (OSError, EOFError, zlib.error):
+        head = b""
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            reason = getattr(exc, "reason", None) or str(exc)
+            return (
+                f"{path}: not {encoding.upper()} text, as its byte-order mark says ({reason}); re-save the "
+                "file as UTF-8"
+            )
+    return f"{path}: not UTF-8 text ({_first_bad_utf8(path)}); re-save the file as UTF-8"
 
 
 def _selected(frame: pd.DataFrame, columns: list[str] | None, path: Path) -> pd.DataFrame:
@@ -285,9 +382,17 @@ def _selected(frame: pd.DataFrame, columns: list[str] | None, path: Path) -> pd.
         return frame
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        have = ", ".join(map(str, frame.columns))
-        raise DataError(f"{path}: column(s) {', '.join(missing)} not found; the file has: {have}")
-    return frame[columns]
+        raise DataError(
+            f"{path}: column(s) {', '.join(missing)} not found; the file has: {_columns(frame.columns)}"
+        )
+    return frame[list(dict.fromkeys(columns))]  # a column named twice (group = text) is taken once
+
+
+def _columns(columns: Iterable[object]) -> str:
+    """Column names for a message: the first 10 and how many more (a file may have thousands)."""
+    names = [str(c) for c in columns]
+    shown = ", ".join(names[:10])
+    return shown + (f" ... ({len(names)} columns)" if len(names) > 10 else "")
 
 
 def _warn_if_quotes_joined_rows(frame: pd.DataFrame, path: Path) -> None:
@@ -331,6 +436,69 @@ def _first_bad_utf8(path: Path) -> str:
     return "invalid byte"
 
 
+# Cells that are no text: a Parquet struct, list or map, a JSON object or list (Parquet lists arrive as
+# NumPy arrays). Read as str() they would be the string "{'a': 1}", trained on as if it were a review.
+NOT_TEXT = (dict, list, tuple, set, np.ndarray)
+
+
+def text_cells(cells: pd.Series, source: str, column: str) -> pd.Series:
+    """The cells of a text column as Python strings (numbers and booleans written out, bytes decoded as
+    UTF-8), missing cells as None; a cell that holds a structure (a JSON object or list, a Parquet struct,
+    list or map) or bytes that are not UTF-8 is a DataError naming the column."""
+    import pandas as pd
+
+    if not pd.api.types.is_object_dtype(cells.dtype):
+        kept = cells.astype(object).where(cells.notna(), None)
+        if pd.api.types.is_string_dtype(cells.dtype):
+            return kept
+        return kept.map(lambda v: v if v is None else str(v))
+    kinds = set(map(type, cells))
+    odd = [kind for kind in kinds if issubclass(kind, NOT_TEXT)]
+    if odd:
+        example = next(v for v in cells if isinstance(v, NOT_TEXT))
+        raise DataError(
+            f"{source}: column '{column}' holds {_kind_name(example)}, not text (e.g. {_short(example)}); "
+            + _structure_hint(example, source, "text")
+        )
+
+    def as_text(value: object) -> str | None:
+        if value is None or (isinstance(value, float) and value != value):
+            return None
+        if isinstance(value, bytes | bytearray):
+            try:
+                return bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(
+                    f"{source}: column '{column}' holds bytes that are not UTF-8 text (e.g. "
+                    f"{_short(bytes(value))}); store the texts as UTF-8 strings"
+                ) from None
+        return value if isinstance(value, str) else str(value)
+
+    return cells.map(as_text)
+
+
+def _structure_hint(example: object, source: str, what: str) -> str:
+    hint = f"name the {what} column with --{what}-column (or data.{what}_column)"
+    if isinstance(example, dict) and ".json" in source.lower():  # pandas' to_json() writes columns
+        return (
+            "a .json file holds one object per row (JSON lines, or an array of them: pandas' "
+            "to_json(orient='records', lines=True)), or " + hint
+        )
+    return hint
+
+
+def _kind_name(value: object) -> str:
+    return "objects" if isinstance(value, dict) else "lists"
+
+
+def _short(value: object) -> str:
+    from reprlib import Repr
+
+    short = Repr()
+    short.maxstring, short.maxother, short.maxlist, short.maxdict, short.maxlevel = 40, 40, 3, 3, 2
+    return short.repr(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
 @dataclass
 class LabelledData:
     texts: list[str]
@@ -349,8 +517,8 @@ def labelled_from_frame(
     and counted. ``label_names`` (a trained model's, or the training file's for a test file) fixes the labels:
     any other value is an error naming it. Otherwise the task (``data.task``) decides: two labels with
     ``data.positive_label`` second, or N labels in ``data.labels`` order (else sorted)."""
-    texts = frame[config.text_column]
-    labels = frame[config.label_column]
+    texts = text_cells(frame[config.text_column], source, config.text_column)
+    labels = label_cells(frame[config.label_column], source, config.label_column)
     keep = texts.notna() & labels.notna()
     keep &= texts.astype(str).str.strip().ne("")
     dropped = int((~keep).sum())
@@ -362,15 +530,19 @@ def labelled_from_frame(
     if config.group_column is not None and config.group_column in frame.columns:
         column = frame[config.group_column][keep]
         # a row without a group is a group of its own
-        groups = np.array([str(g) if g == g and g is not None else f"\0row{i}" for i, g in enumerate(column)])
+        groups = np.array([f"\0row{i}" if _no_group(g) else str(g) for i, g in enumerate(column)])
     if is_multilabel(config, labels):
-        y, names = _multilabel(labels, config, source, label_names)
-        return LabelledData(texts.astype(str).tolist(), y, warnings, groups), names
-    label_str = labels.map(_label_str)
+        y, names = _multilabel(labels, config, source, label_names, warnings)
+        return LabelledData(texts.tolist(), y, warnings, groups), names
+    label_str = labels.map(label_text)
     if config.label_map:
         label_str = label_str.map(lambda value: config.label_map.get(value, value))
     classes = sorted(label_str.unique())
     if label_names is not None:  # a trained model's data: its labels are fixed
+        spelling = _known_spelling(classes, label_names, source, warnings)
+        if spelling:
+            label_str = label_str.map(lambda value: spelling.get(value, value))
+            classes = sorted(label_str.unique())
         unknown = [c for c in classes if c not in label_names]
         if unknown:
             raise DataError(
@@ -384,7 +556,79 @@ def labelled_from_frame(
         names = _multiclass_names(classes, config, source)
     index = {name: i for i, name in enumerate(names)}
     y = np.array(label_str.map(index), dtype=np.int64)  # a copy: pandas may hand out a read-only view
-    return LabelledData(texts.astype(str).tolist(), y, warnings, groups), names
+    return LabelledData(texts.tolist(), y, warnings, groups), names
+
+
+def _no_group(value: object) -> bool:
+    """A group cell that names no group: missing (None, NaN, pandas' NA) or blank."""
+    if value is None or value is getattr(np, "NaN", None):
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    import pandas as pd
+
+    return value is pd.NA or value is pd.NaT or (isinstance(value, float | np.floating) and value != value)
+
+
+def label_cells(cells: pd.Series, source: str, column: str) -> pd.Series:
+    """The cells of a label column: a label (a string, number or boolean; bytes decoded as UTF-8) or, for
+    label sets, a list (a Parquet list arrives as a NumPy array: made a list). A JSON object or a Parquet
+    struct or map is a DataError naming the column."""
+    import pandas as pd
+
+    if not pd.api.types.is_object_dtype(cells.dtype):
+        return cells
+    kinds = set(map(type, cells))
+    if not any(issubclass(kind, (*NOT_TEXT, bytes, bytearray)) for kind in kinds):
+        return cells
+    bad = next((v for v in cells if isinstance(v, dict | tuple | set)), None)
+    if bad is None:  # a Parquet map arrives as a list of (key, value) pairs
+        bad = next((v for v in cells if isinstance(v, list | np.ndarray) and _holds_pairs(v)), None)
+    if bad is not None:
+        raise DataError(
+            f"{source}: column '{column}' holds {_kind_name(bad)}, not labels (e.g. {_short(bad)}); "
+            + _structure_hint(bad, source, "label")
+        )
+
+    def as_label(value: object) -> object:
+        if isinstance(value, np.ndarray):
+            return [as_label(item) for item in value.tolist()]
+        if isinstance(value, bytes | bytearray):
+            try:
+                return bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(
+                    f"{source}: column '{column}' holds bytes that are not UTF-8 text (e.g. "
+                    f"{_short(bytes(value))}); store the labels as UTF-8 strings"
+                ) from None
+        return value
+
+    return cells.map(as_label)
+
+
+def _holds_pairs(value: object) -> bool:
+    items = value.tolist() if isinstance(value, np.ndarray) else value
+    return any(isinstance(item, tuple | dict | list) for item in items)
+
+
+def _known_spelling(classes: list[str], known: list[str], source: str, warnings: list[str]) -> dict[str, str]:
+    """For data read against fixed labels (a model's, or the training file's for data.test_path): each value
+    that is none of them but equals exactly one of them once letter case is set aside (``POSITIVE`` for
+    ``positive``; a CSV's ``True`` for a JSON file's ``true``) -> that label, with a warning naming them."""
+    by_key: dict[str, list[str]] = {}
+    for name in known:
+        by_key.setdefault(name.casefold(), []).append(name)
+    spelling = {}
+    for value in classes:
+        if value in known:
+            continue
+        match = by_key.get(value.casefold(), [])
+        if len(match) == 1:
+            spelling[value] = match[0]
+    if spelling:
+        pairs = ", ".join(f"{a!r} as {b!r}" for a, b in list(spelling.items())[:10])
+        warnings.append(f"{source}: read label(s) {pairs} (they differ from the known labels only in case)")
+    return spelling
 
 
 def is_multilabel(config: DataConfig, labels: pd.Series) -> bool:
@@ -395,7 +639,11 @@ def is_multilabel(config: DataConfig, labels: pd.Series) -> bool:
 
 
 def _multilabel(
-    labels: pd.Series, config: DataConfig, source: str, label_names: list[str] | None
+    labels: pd.Series,
+    config: DataConfig,
+    source: str,
+    label_names: list[str] | None,
+    warnings: list[str] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """A 0/1 matrix (rows x labels) from cells holding a set of labels: split at ``data.label_separator``, or
     a JSON list; each label mapped by ``data.label_map``."""
@@ -403,7 +651,13 @@ def _multilabel(
     sets: list[list[str]] = []
     for number, cell in enumerate(labels, 1):
         items = cell if isinstance(cell, list) else str(cell).split(separator) if separator else [cell]
-        names = [_label_str(item) for item in items]
+        nested = next((item for item in items if isinstance(item, NOT_TEXT)), None)
+        if nested is not None:
+            raise DataError(
+                f"{source}: row {number} of column '{config.label_column}' holds {_short(nested)} in its "
+                "label set; a label set is a list of label names"
+            )
+        names = [label_text(item) for item in items]
         names = [config.label_map.get(n, n) if config.label_map else n for n in names if n != ""]
         if not names:
             raise DataError(
@@ -411,6 +665,11 @@ def _multilabel(
             )
         sets.append(names)
     seen = sorted({name for row in sets for name in row})
+    if label_names is not None:
+        spelling = _known_spelling(seen, label_names, source, warnings if warnings is not None else [])
+        if spelling:
+            sets = [[spelling.get(name, name) for name in row] for row in sets]
+            seen = sorted({name for row in sets for name in row})
     known = label_names or (list(config.labels) if config.labels else seen)
     unknown = [name for name in seen if name not in known]
     if unknown:
@@ -436,7 +695,9 @@ def resolve_task(config: DataConfig, classes: list[str], multilabel: bool = Fals
 
 
 def _shown(values: list[str]) -> str:
-    return ", ".join(values[:10]) + (" ..." if len(values) > 10 else "")
+    """Values for a message: the first 10, each cut to 60 characters (a label column may hold long texts)."""
+    cut = [v if len(v) <= 60 else v[:57] + "..." for v in map(str, values[:10])]
+    return ", ".join(cut) + (" ..." if len(values) > 10 else "")
 
 
 def _and(values: list[str]) -> str:
@@ -445,6 +706,9 @@ def _and(values: list[str]) -> str:
 
 def _binary_names(classes: list[str], config: DataConfig, source: str) -> list[str]:
     positive = config.positive_label
+    alike = [c for c in classes if c.casefold() == positive.casefold()]
+    if positive not in classes and len(alike) == 1:  # --positive-label positive for a file of Positive
+        positive = alike[0]
     if positive not in classes:
         raise DataError(
             f"{source}: positive label '{positive}' not found in column '{config.label_column}' "
@@ -523,23 +787,26 @@ def guess_data_settings(
     """The text column, label column and positive label of a labelled file: those given, the rest guessed
     when unambiguous (else a DataError naming the option that settles it). ``sets``: the labels are sets
     (multilabel), so there is no positive label to guess."""
-    frame = read_table(path)
+    frame, differ = _guessing_frame(path, [c for c in (text_column, label_column) if c is not None])
     columns = [str(c) for c in frame.columns]
     missing = [c for c in (text_column, label_column) if c is not None and c not in columns]
     if missing:
         raise DataError(
-            f"{path}: column(s) {', '.join(missing)} not found; the file has: {', '.join(columns)}"
+            f"{path}: column(s) {', '.join(missing)} not found; the file has: {_columns(columns)}"
         )
     guessed = []
-    if text_column is None:
-        text_column = _guess_column(frame, columns, TEXT_NAMES, exclude=label_column, what="text")
-        guessed.append(f"text column '{text_column}'")
-    if label_column is None:
-        label_column = _guess_column(frame, columns, LABEL_NAMES, exclude=text_column, what="label")
-        guessed.append(f"label column '{label_column}'")
-    cells = frame[label_column].dropna()
+    try:
+        if text_column is None:
+            text_column = _guess_column(frame, columns, TEXT_NAMES, label_column, "text", path)
+            guessed.append(f"text column '{text_column}'")
+        if label_column is None:
+            label_column = _guess_column(frame, columns, LABEL_NAMES, text_column, "label", path)
+            guessed.append(f"label column '{label_column}'")
+    except DataError as exc:
+        raise DataError(f"{exc}{differ}") from None
+    cells = label_cells(frame[label_column], str(path), label_column).dropna()
     sets = sets or bool(cells.map(lambda v: isinstance(v, list)).any())  # label sets: no positive label
-    values = sorted(cells.map(_label_str).unique()) if not sets else []
+    values = sorted(cells.map(label_text).unique()) if not sets else []
     if positive_label is None and not sets and len(values) <= 2:
         positive_label = _guess_positive(values, label_column, path)
         guessed.append(f"positive label '{positive_label}'")
@@ -554,10 +821,50 @@ def guess_data_settings(
     return DataGuess(text_column, label_column, positive_label, note)
 
 
+def _guessing_frame(path: str | Path, given: list[str]) -> tuple[pd.DataFrame, str]:
+    """The data to guess settings from: every shard's rows, in the columns every shard has (a column
+    ``given`` that a shard lacks is a DataError naming that shard); and, when the shards' columns differ, a
+    note saying how, for a failed guess's message ('' when they agree)."""
+    import pandas as pd
+
+    files = data_files(path)
+    frames = [_read_file(file, None) for file in files]
+    for file, frame in zip(files, frames, strict=True):
+        missing = [c for c in given if c not in frame.columns]
+        if missing and len(files) > 1:
+            raise DataError(
+                f"{file}: column(s) {', '.join(missing)} not found; the file has: {_columns(frame.columns)}"
+            )
+    first = frames[0]
+    common = [c for c in first.columns if all(c in frame.columns for frame in frames[1:])]
+    odd = next((i for i, f in enumerate(frames) if set(f.columns) != set(first.columns)), None)
+    differ = ""
+    if odd is not None:
+        differ = (
+            f" (the files' columns differ: {files[0].name} has {_columns(first.columns)}; "
+            f"{files[odd].name} has {_columns(frames[odd].columns)})"
+        )
+    if len(frames) == 1:
+        return first, differ
+    if differ and len(common) < 2:
+        raise DataError(f"{path}: {differ.strip(' ()')}; give every file the same text and label columns")
+    return pd.concat([frame[common] for frame in frames], ignore_index=True), differ
+
+
 def _guess_column(
-    frame: pd.DataFrame, columns: list[str], names: tuple[str, ...], exclude: str | None, what: str
+    frame: pd.DataFrame,
+    columns: list[str],
+    names: tuple[str, ...],
+    exclude: str | None,
+    what: str,
+    path: str | Path,
 ) -> str:
     others = [c for c in columns if c != exclude]
+    if not others:
+        raise DataError(
+            f"{path}: the file has a single column ({_columns(columns)}); labelled data needs a text column "
+            "and a label column"
+        )
     lowered = {c.lower(): c for c in others}
     for name in names:
         if name in lowered:
@@ -570,35 +877,50 @@ def _guess_column(
         text = max(columns, key=lambda c: lengths[c])
         return text if what == "text" else next(c for c in columns if c != text)
     raise DataError(
-        f"cannot tell which column holds the {what} among {', '.join(columns)}; pass --{what}-column NAME"
+        f"cannot tell which column holds the {what} among {_columns(columns)}; pass --{what}-column NAME"
     )
 
 
 def _guess_positive(values: list[str], label_column: str, path: str | Path) -> str:
-    if len(values) < 2:
-        shown = ", ".join(values[:10]) + (" ..." if len(values) > 10 else "")
+    if not values:
         raise DataError(
-            f"{path}: column '{label_column}' must hold exactly two classes, found {len(values)}: {shown}; "
-            "pass the right --label-column"
+            f"{path}: column '{label_column}' holds no labels (every cell is empty); pass the right "
+            "--label-column"
+        )
+    if len(values) < 2:
+        raise DataError(
+            f"{path}: column '{label_column}' must hold exactly two classes, found {len(values)}: "
+            f"{_shown(values)}; pass the right --label-column"
         )
     plain = POSITIVE_OF.get(frozenset(v.lower() for v in values))
     if plain is None:
+        first, second = _shown(values[:1]), _shown(values[1:2])
         raise DataError(
-            f"{path}: cannot tell which of '{values[0]}' and '{values[1]}' is the positive label in column "
-            f"'{label_column}'; pass --positive-label {values[1]} (or {values[0]})"
+            f"{path}: cannot tell which of '{first}' and '{second}' is the positive label in column "
+            f"'{label_column}'; pass --positive-label {second} (or {first})"
         )
     return next(v for v in values if v.lower() == plain)
 
 
-def _label_str(value: object) -> str:
-    # 1, 1.0 and "1" are the same label; strings are compared stripped.
-    if isinstance(value, bool):
-        return str(value).lower()
+# A whole number written as a float ("1.0", "-2.00"): what pandas writes for a label column of floats
+_INTEGRAL_FLOAT = re.compile(r"[+-]?[0-9]+\.0+")
+
+
+def label_text(value: object) -> str:
+    """A label cell as the label's name. 1, 1.0, "1" and "1.0" are the same label (a number column written
+    to CSV by pandas reads "1.0"); strings are compared stripped of surrounding white space; booleans are
+    "true" and "false". Letter case is kept: "Positive" and "positive" are two labels as written (training
+    warns of them; data read against known labels maps a unique case-insensitive match, _known_spelling)."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
         return str(int(value)) if float(value).is_integer() else str(value)
-    return str(value).strip()
+    text = str(value).strip()
+    if _INTEGRAL_FLOAT.fullmatch(text):
+        return str(int(text.split(".")[0]))
+    return text
 
 
 @dataclass
@@ -653,6 +975,14 @@ def _split_indices(
         return _group_split(labels, groups, fraction, seed=seed, what=what)
     if not shuffle:
         return np.arange(n - n_out), np.arange(n - n_out, n)
+    n_classes = len(np.unique(labels))
+    if min(n_out, n - n_out) < n_classes:
+        # stratified, each side needs a row of every class (scikit-learn's own message names test_size)
+        side = "held out" if n_out < n - n_out else "left"
+        raise DataError(
+            f"cannot make a stratified {what} split of {fraction:g}: {min(n_out, n - n_out)} of {n} rows "
+            f"{side}, fewer than the {n_classes} classes; use more data or a larger split"
+        )
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(labels, minlength=max(2, len(names or ())))
@@ -737,7 +1067,7 @@ def read_unlabeled(config: DataConfig) -> list[str]:
         return []
     path = Path(config.unlabeled_path).expanduser()
     frame = read_table(path)
-    return unlabeled_texts(frame, unlabeled_column(config, path, list(frame.columns)))
+    return unlabeled_texts(frame, unlabeled_column(config, path, list(frame.columns)), str(path))
 
 
 def unlabeled_column(config: DataConfig, path: Path, columns: list) -> str:
@@ -751,17 +1081,17 @@ def unlabeled_column(config: DataConfig, path: Path, columns: list) -> str:
             column = columns[0]
         else:
             raise DataError(
-                f"{path}: set data.unlabeled_text_column; the file has columns {', '.join(map(str, columns))}"
+                f"{path}: set data.unlabeled_text_column; the file has columns {_columns(columns)}"
             )
     if column not in columns:
-        raise DataError(f"{path}: column '{column}' not found; the file has: {', '.join(map(str, columns))}")
+        raise DataError(f"{path}: column '{column}' not found; the file has: {_columns(columns)}")
     return column
 
 
-def unlabeled_texts(frame: pd.DataFrame, column: str) -> list[str]:
-    """The non-empty texts of ``column``."""
-    texts = frame[column].dropna().astype(str)
-    return texts[texts.str.strip().ne("")].tolist()
+def unlabeled_texts(frame: pd.DataFrame, column: str, source: str = "") -> list[str]:
+    """The non-empty texts of ``column`` (``text_cells``: a column of objects or lists is a DataError)."""
+    texts = text_cells(frame[column], source, column).dropna()
+    return [t for t in texts.tolist() if t.strip()]
 
 
 @dataclass

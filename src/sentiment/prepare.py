@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sentiment import cache
-from sentiment.data import Splits, data_files, load_splits, resolve_data_path
+from sentiment.data import READING_VERSION, Splits, data_files, load_splits, resolve_data_path
 from sentiment.download import download_progress
 from sentiment.errors import ConfigError, DataError
 from sentiment.modeldir import TEST_ROWS, write_test_rows
@@ -190,6 +190,7 @@ def cache_key(config: Config, data_path: Path) -> str | None:
             )
             files[role] = digest
     inputs = {
+        "reading": READING_VERSION,  # a file read differently is prepared anew, its Word2Vec entry kept
         "files": files,
         "data_path": str(data_path),
         "seed": config.seed,

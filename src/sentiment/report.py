@@ -200,15 +200,15 @@ def print_predictions(predictions: Sequence[Prediction], top_k: int | None = Non
 
 def read_text_table(path: Path, column: str) -> tuple[pd.DataFrame, list[str]]:
     """A table file and its text column (missing texts become empty strings)."""
-    from sentiment.data import read_table
+    from sentiment.data import _columns, read_table, text_cells
 
     frame = read_table(path)
     if column not in frame.columns:
         raise DataError(
             f"{path}: text column '{column}' not found (use --text-column); the file has: "
-            + ", ".join(map(str, frame.columns))
+            + _columns(frame.columns)
         )
-    texts = frame[column].fillna("").astype(str).tolist()
+    texts = ["" if t is None else t for t in text_cells(frame[column], str(path), column).tolist()]
     return frame, texts
 
 

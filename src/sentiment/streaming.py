@@ -31,6 +31,7 @@ from sentiment.data import (
     labelled_from_frame,
     read_chunks,
     split_rows,
+    text_cells,
     unlabeled_column,
     unlabeled_texts,
 )
@@ -165,9 +166,12 @@ def _read_labelled(
         if limit is not None:
             chunk = chunk.iloc[: limit - seen]
         seen += len(chunk)
-        texts = chunk[config.text_column]
+        texts = text_cells(chunk[config.text_column], str(path), config.text_column)
         has_text = texts.notna() & texts.astype(str).str.strip().ne("")
-        store.append(texts[has_text & chunk[config.label_column].notna()].astype(str).tolist())
+        store.append(texts[has_text & chunk[config.label_column].notna()].tolist())
+        if config.group_column == config.text_column and not is_test:
+            frames.append(chunk)  # the texts are the groups: labelled_from_frame needs them
+            continue
         light = chunk.drop(columns=[config.text_column])
         light[config.text_column] = np.where(has_text, "x", None)
         frames.append(light)
@@ -187,7 +191,7 @@ def _read_unlabeled(config: DataConfig, work: Path) -> TextStore:
     store, column = TextStore(work), None
     for _, chunk in read_chunks(path, None, CHUNK_ROWS):
         column = column or unlabeled_column(config, path, list(chunk.columns))
-        store.append(unlabeled_texts(chunk, column))
+        store.append(unlabeled_texts(chunk, column, str(path)))
     return store
 
 

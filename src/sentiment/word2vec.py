@@ -128,7 +128,11 @@ def train_word2vec(
         if corpus.lines == 0:
             from sentiment.errors import DataError
 
-            raise DataError("no tokens to train Word2Vec on: every training text is empty after tokenisation")
+            raise DataError(
+                "no tokens to train Word2Vec on: every training text is empty after tokenisation (text.split "
+                "regex keeps letters, digits, ! and ? only: for texts of emoji or other symbols --set "
+                "text.split=whitespace)"
+            )
         key = cache.make_key("word2vec", {"corpus": corpus.sha256, **settings})
         cached = load_cached_vectors(key) if use_cache else None
         if cached is not None:
