@@ -385,14 +385,21 @@ def test_a_directory_as_file_says_so(cli, trained_model: Path, tmp_path: Path) -
     assert_bad_input(result, f"--file {tmp_path} is a directory: give --output DIR")
 
 
-def test_a_utf16_table_is_named_as_such(cli, trained_model: Path, tmp_path: Path) -> None:
-    """A UTF-16 table (Excel's "Unicode Text") was "not UTF-8 text (line 1, byte 0: b'\\xff')": true, but it
-    did not say what the file is."""
-    table = tmp_path / "unicode.csv"
-    table.write_bytes("review,sentiment\ngood film,positive\nbad movie,negative\n".encode("utf-16"))
-    for args in (["eval", "--data", table], ["predict", "--file", table]):
-        result = cli([args[0], "-m", trained_model, *args[1:]])
-        assert_bad_input(result, "unicode.csv: not UTF-8 text (UTF-16, by its byte-order mark)", "as UTF-8")
+def test_a_utf16_table_is_read(cli, trained_model: Path, tmp_path: Path) -> None:
+    """A UTF-16 table (Excel's "Unicode Text") is read by its byte-order mark, as its UTF-8 twin (it was
+    "not UTF-8 text (line 1, byte 0: b'\\xff')")."""
+    rows = "review,sentiment\ngood film,positive\nbad movie,negative\n"
+    for encoding in ("utf-8", "utf-16"):
+        (tmp_path / f"{encoding}.csv").write_bytes(rows.encode(encoding))
+    outputs = {}
+    for encoding in ("utf-8", "utf-16"):
+        table = tmp_path / f"{encoding}.csv"
+        for command, option in (("eval", "--data"), ("predict", "--file")):
+            result = cli([command, "-m", trained_model, option, table, "--json"])
+            assert result.exit_code == 0, result.stderr
+            outputs[encoding, command] = result.stdout.replace(str(table), "TABLE")
+    for command in ("eval", "predict"):
+        assert outputs["utf-16", command] == outputs["utf-8", command], command
 
 
 def test_a_closed_standard_stream(trained_model: Path, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ Heavy libraries (torch, gensim, pandas, scikit-learn) are imported inside the co
 
 from __future__ import annotations
 
-import codecs
 import errno
 import functools
 import json
@@ -503,19 +502,12 @@ def _decode(raw: bytes) -> str:
     """A text file's bytes as text: UTF-8 (an editor's byte-order mark dropped), or UTF-16 / UTF-32 when the
     file starts with their byte-order mark (Windows Notepad's "Unicode", Excel's "Unicode Text"); read as
     UTF-8 those became one garbled text per byte pair, and a line more than the file holds."""
-    for bom, encoding in _BOMS:
+    from sentiment.data import BYTE_ORDER_MARKS
+
+    for bom, encoding in BYTE_ORDER_MARKS:
         if raw.startswith(bom):
             return raw.decode(encoding, errors="replace")  # the codec drops the byte-order mark
     return raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
-
-
-# UTF-32 first: its little-endian mark begins with UTF-16's
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 def _read_lines(file: Path) -> list[str]:

@@ -185,7 +185,8 @@ def _parquet_chunks(
 # utf-8-sig: a byte-order mark (some editors write one) is dropped, as pandas already does for CSV.
 JSONL_ENCODING = "utf-8-sig"
 # A text file that starts with a UTF-16 or UTF-32 byte-order mark (Excel's "Unicode text", Windows tools)
-# is read in that encoding; without a mark a file is UTF-8.
+# is read in that encoding; without a mark a file is UTF-8. UTF-32 first: its little-endian mark begins with
+# UTF-16's.
 BYTE_ORDER_MARKS = (
     (b"\xff\xfe\x00\x00", "utf-32"),
     (b"\x00\x00\xfe\xff", "utf-32"),
@@ -424,9 +425,6 @@ def _first_bad_utf8(path: Path) -> str:
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     offset = 0
     with opener(path, "rb") as fh:
-        if fh.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # Excel's "Unicode Text", Notepad's "Unicode"
-            return "UTF-16, by its byte-order mark"
-        fh.seek(0)
         for number, line in enumerate(fh, 1):
             try:
                 line.decode("utf-8")
