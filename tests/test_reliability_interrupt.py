@@ -302,6 +302,21 @@ def test_a_later_run_removes_what_a_killed_save_left(
     assert sorted(p.name for p in target.parent.iterdir()) == ["tiny"]
 
 
+def test_a_later_run_removes_what_a_checkpoint_killed_mid_write_left(
+    cli, tiny_config: Path, tmp_path: Path, trained_model: Path
+) -> None:
+    """kill -9 while a checkpoint is written leaves its hidden staging directory; the next run that
+    completes removes it with the checkpoint (it stayed for good: only a later checkpoint of the same
+    model removed it)."""
+    target = install_previous_model(trained_model, tmp_path / "runs" / "tiny")
+    leftover = target.parent / ".tiny.checkpoint.tmp-999999999"  # a process that no longer exists
+    leftover.mkdir()
+    (leftover / "state.json").write_text("{")
+    result = cli(["train", "--config", tiny_config, "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in target.parent.iterdir()) == ["tiny"]
+
+
 # --- determinism ---
 
 

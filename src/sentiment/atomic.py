@@ -51,7 +51,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(target: Path) -> None:
+def remove_stale(target: Path) -> None:
     """Remove what a killed writer left next to ``target`` (its staging file or directory, or .old
     directory): never in place."""
     for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
@@ -154,7 +154,7 @@ def atomic_dir(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
     and drop ours. On any error (Ctrl-C included) the staging directory goes and ``target`` is untouched.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(target)
+    remove_stale(target)
     staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -185,7 +185,7 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     if path.is_symlink():
         path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
+    remove_stale(path)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     try:
         with sigterm_cleans_up(), tmp.open(mode, **options) as fh:

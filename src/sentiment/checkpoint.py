@@ -144,7 +144,11 @@ def save_checkpoint(path: Path, config: dict[str, Any], data_fingerprint: str, s
 
 
 def remove_checkpoint(path: Path) -> None:
+    """The checkpoint, and what a run killed while writing one left beside it (its staging directory)."""
+    from sentiment.atomic import remove_stale
+
     shutil.rmtree(path, ignore_errors=True)
+    remove_stale(path)
 
 
 # --- reading ---
