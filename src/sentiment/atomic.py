@@ -51,10 +51,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(target: Path) -> None:
+def remove_stale(target: Path, *, every_name: bool = False) -> None:
     """Remove what a killed writer left next to ``target`` (its staging file or directory, or .old
-    directory): never in place."""
-    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+    directory): never in place. ``every_name``: also what writers of other names in the folder left."""
+    name = "*" if every_name else target.name
+    for pattern in (f".{name}.tmp-*", f".{name}.old-*"):
         for leftover in target.parent.glob(pattern):
             pid = leftover.name.rsplit("-", 1)[-1]
             if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.atomic import atomic_dir
+from sentiment.atomic import atomic_dir, remove_stale
 from sentiment.paths import home_dir
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,25 @@ def load(kind: str, key: str) -> Entry | None:
         return None
     except (OSError, ValueError) as exc:
         log.warning("%s cache entry %s is unreadable (%s)", kind, directory, exc)
+        discard(directory)
         return None
     if not isinstance(meta, dict) or meta.get("cache_version") != CACHE_VERSION:
         return None
     return Entry(directory, meta)
+
+
+def discard(directory: Path) -> None:
+    """Remove an entry found unreadable, so that the run computing it again can store it anew (``store`` keeps
+    an entry that exists: a damaged one stayed for good). Moved aside first: no reader sees it half gone."""
+    aside = directory.parent / f".{directory.name}.old-{os.getpid()}"
+    try:
+        os.rename(directory, aside)
+    except OSError:  # gone already, or another run moved it
+        return
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
 
 
 def store(
@@ -80,6 +97,7 @@ def store(
     when it could not be written. An entry another run wrote meanwhile is kept: it holds the same content."""
     target = cache_dir(kind) / key
     try:
+        remove_stale(target, every_name=True)  # what runs killed while storing any entry left
         with atomic_dir(target, keep_existing=True) as tmp:
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", array, allow_pickle=False)

@@ -102,6 +102,7 @@ def _copy_test_rows(cached: Path, path: Path, rows: int) -> bool:
         return True
     path.unlink(missing_ok=True)
     if reason != "gone":
+        cache.discard(cached.parent)
         log.warning(
             "prepared-data cache entry %s has damaged test rows (%s); reading them from the data",
             cached.parent,
@@ -464,4 +465,5 @@ def _from_cache(key: str) -> Prepared | None:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("prepared-data cache entry %s is unreadable (%s); preparing anew", entry.directory, exc)
+        cache.discard(entry.directory)
         return None

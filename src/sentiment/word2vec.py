@@ -110,6 +110,7 @@ def load_cached_vectors(key: str) -> WordVectors | None:
             raise ValueError("vocabulary and vectors disagree")
     except (OSError, ValueError, KeyError) as exc:
         log.warning("Word2Vec cache entry %s is unreadable (%s)", entry.directory, exc)
+        cache.discard(entry.directory)
         return None
     return WordVectors(words, vectors, counts, cache_key=key)
 
