@@ -177,6 +177,57 @@ def test_resume_from_a_corrupted_checkpoint(cli, tiny_config: Path, interrupted:
     assert_bad_input(result, "state.json: unreadable (JSONDecodeError)")
 
 
+def _edit_state(key: str, value):
+    def edit(state: dict) -> None:
+        *path, last = key.split(".")
+        for part in path:
+            state = state[part]
+        state[last] = value
+
+    return edit
+
+
+def _wrong_weights(checkpoint: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(checkpoint / "tensors.safetensors"))
+    tensors = {k: np.zeros((3, 3), v.dtype) if k.startswith("model/") else v for k, v in tensors.items()}
+    save_file(tensors, str(checkpoint / "tensors.safetensors"))
+
+
+DAMAGED_STATES = {
+    # what each did before: `error: unexpected <name>`, exit 1, after the data and features were made again
+    "optimizer-state-keys-a-list": (_edit_state("optimizer.state_keys", []), "AttributeError"),
+    "param-groups-without-params": (_edit_state("optimizer.param_groups", [{"lr": 0.01}]), "KeyError"),
+    "python-rng-wrong-size": (_edit_state("rng.python", [3, [1, 2], None]), "state vector"),
+    "batch-past-the-epoch": (_edit_state("batch", 99), "batch 99 of 8: out of range"),  # StopIteration
+    "epoch-negative": (_edit_state("epoch", -5), "epoch -5"),  # trained 15 epochs: another model, exit 0
+    "weights-of-another-shape": (None, "Error(s) in loading state_dict"),
+}
+
+
+def test_resume_from_a_checkpoint_whose_state_does_not_fit(
+    cli, tiny_config: Path, interrupted: Path, tmp_path: Path
+) -> None:
+    """A checkpoint that reads (JSON, safetensors) but whose state cannot be restored: one line, exit 2,
+    before any training; the checkpoint is left for the user (and a run without --resume starts over)."""
+    whole = tmp_path / "whole.checkpoint"
+    shutil.copytree(interrupted, whole)
+    for name, (edit, fragment) in DAMAGED_STATES.items():
+        shutil.rmtree(interrupted)
+        shutil.copytree(whole, interrupted)
+        if edit is None:
+            _wrong_weights(interrupted)
+        else:
+            state = json.loads((interrupted / "state.json").read_text())
+            edit(state)
+            (interrupted / "state.json").write_text(json.dumps(state))
+        result = cli(["train", "--config", tiny_config, "--resume", "--quiet"])
+        message = assert_bad_input(result, f"{interrupted}: ", fragment, "without --resume to start over")
+        assert "does not fit this run" in message or "incomplete checkpoint" in message, (name, message)
+        assert not (tmp_path / "runs" / "tiny").exists(), name
+
+
 def test_a_fresh_run_replaces_a_stale_checkpoint(cli, tiny_config: Path, interrupted: Path) -> None:
     result = cli(["train", "--config", tiny_config])
     assert result.exit_code == 0, result.stderr

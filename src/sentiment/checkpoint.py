@@ -227,7 +227,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             epoch_rng=_rng_join(payload["epoch_rng"], "epoch_rng", tensors),
         )
         return Checkpoint(dict(payload["config"]), str(payload["fingerprint"]), fit)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise CheckpointError(f"{path}: incomplete checkpoint ({reason}); {_RESTART}") from None
 
@@ -300,6 +300,9 @@ class RunCheckpoint:
 
     def remove(self) -> None:
         remove_checkpoint(self.path)
+
+    def unusable(self, reason: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: {reason}; {_RESTART}")
 
     def interrupted(self, exc: FitStopped, signum: int | None, epochs: int) -> str:
         """The one-line message of a stop during the first fit."""
