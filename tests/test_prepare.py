@@ -82,11 +82,15 @@ def test_changed_file_contents_are_a_miss(tmp_path: Path, tiny_config: Path) -> 
     assert "grand" in changed.encoder.vocab
 
 
-def test_unreadable_entry_is_prepared_again(tiny_config: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("content", [b"not an array", b""], ids=["garbage", "empty"])
+def test_unreadable_entry_is_prepared_again(
+    tiny_config: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    """(An empty array file was `unexpected EOFError`, exit 1.)"""
     config = load_config(tiny_config)
     base = prepare(config)
     (entry,) = cache_dir("prepared").iterdir()
-    (entry / "train_ids.npy").write_bytes(b"not an array")
+    (entry / "train_ids.npy").write_bytes(content)
     again = prepare(config)
     assert not again.cache_hit
     assert "unreadable" in caplog.text

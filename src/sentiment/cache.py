@@ -50,7 +50,11 @@ class Entry:
     meta: dict[str, Any]
 
     def array(self, name: str) -> np.ndarray:
-        return np.load(self.directory / f"{name}.npy", allow_pickle=False)
+        """The array ``name``; an unreadable file is an OSError or ValueError (the callers' cache miss)."""
+        try:
+            return np.load(self.directory / f"{name}.npy", allow_pickle=False)
+        except EOFError:  # a 0-byte file (numpy's error for it)
+            raise ValueError(f"{name}.npy is empty") from None
 
     def has(self, name: str) -> bool:
         return (self.directory / name).exists()
