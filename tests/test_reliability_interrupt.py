@@ -228,6 +228,20 @@ def test_resume_from_a_checkpoint_whose_state_does_not_fit(
         assert not (tmp_path / "runs" / "tiny").exists(), name
 
 
+def test_a_checkpoint_that_is_a_file(cli, tiny_config: Path, tmp_path: Path) -> None:
+    """A file where the checkpoint directory belongs: `--resume` finds no checkpoint; a run without it
+    starts over and removes the file with the checkpoint (it stayed: rmtree skips a file)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "tiny.checkpoint").write_text("damaged")
+    assert_bad_input(
+        cli(["train", "--config", tiny_config, "--resume", "--quiet"]), "no checkpoint to resume"
+    )
+    result = cli(["train", "--config", tiny_config, "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in runs.iterdir()) == ["tiny"]
+
+
 def test_a_fresh_run_replaces_a_stale_checkpoint(cli, tiny_config: Path, interrupted: Path) -> None:
     result = cli(["train", "--config", tiny_config])
     assert result.exit_code == 0, result.stderr

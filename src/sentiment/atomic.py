@@ -140,7 +140,10 @@ def commit_dir(staging: Path, target: Path) -> None:
             old = target.parent / f".{target.name}.old-{os.getpid()}"
             os.rename(target, old)
             os.rename(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # a file where the directory belongs
+                old.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         fd = os.open(target.parent, os.O_RDONLY)
         os.fsync(fd)

@@ -147,6 +147,8 @@ def remove_checkpoint(path: Path) -> None:
     """The checkpoint, and what a run killed while writing one left beside it (its staging directory)."""
     from sentiment.atomic import remove_stale
 
+    if path.is_symlink() or path.is_file():  # a damaged checkpoint: a file where its directory belongs
+        path.unlink(missing_ok=True)
     shutil.rmtree(path, ignore_errors=True)
     remove_stale(path)
 
