@@ -70,8 +70,8 @@ def test_a_damaged_entry_is_replaced_by_the_next_store(damage: str) -> None:
 
 
 def test_what_killed_writers_left_is_removed_by_the_next_store() -> None:
-    """kill -9 while storing an entry leaves its hidden staging directory; the next store of any entry of the
-    cache removes it (only a store of the same entry did), and leaves a live writer's alone."""
+    """kill -9 while storing an entry leaves its hidden staging directory; the next store or load of any entry
+    of the cache removes it (only a store of the same entry did), and leaves a live writer's alone."""
     import os
 
     folder = cache.cache_dir("prepared")
@@ -81,4 +81,7 @@ def test_what_killed_writers_left_is_removed_by_the_next_store() -> None:
         staging.mkdir()
         (staging / "ids.npy").write_bytes(b"half")
     cache.store("prepared", "k", {"rows": 1}, {"ids": np.arange(1)})
+    assert sorted(p.name for p in folder.iterdir()) == [live.name, "k"]
+    dead.mkdir()  # again, and a run that only reads the cache
+    assert cache.load("prepared", "k") is not None
     assert sorted(p.name for p in folder.iterdir()) == [live.name, "k"]

@@ -9,6 +9,7 @@ A cache is an optimisation: an entry that cannot be read or written is a warning
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -63,6 +64,7 @@ class Entry:
 def load(kind: str, key: str) -> Entry | None:
     """The entry, or None when it is missing or not of this cache version."""
     directory = cache_dir(kind) / key
+    _sweep(directory)  # a run that only reads the cache cleans up too
     try:
         meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -74,6 +76,12 @@ def load(kind: str, key: str) -> Entry | None:
     if not isinstance(meta, dict) or meta.get("cache_version") != CACHE_VERSION:
         return None
     return Entry(directory, meta)
+
+
+def _sweep(entry: Path) -> None:
+    """Remove what runs killed while storing any entry of ``entry``'s cache left (staging directories)."""
+    with contextlib.suppress(OSError):
+        remove_stale(entry, every_name=True)
 
 
 def discard(directory: Path) -> None:
@@ -101,7 +109,7 @@ def store(
     when it could not be written. An entry another run wrote meanwhile is kept: it holds the same content."""
     target = cache_dir(kind) / key
     try:
-        remove_stale(target, every_name=True)  # what runs killed while storing any entry left
+        _sweep(target)
         with atomic_dir(target, keep_existing=True) as tmp:
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", array, allow_pickle=False)
