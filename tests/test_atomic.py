@@ -85,3 +85,17 @@ def test_two_runs_committing_to_one_place_at_once_both_succeed(tmp_path: Path) -
     assert [run.returncode for run in runs] == [0, 0] and outs == ["committed\n"] * 2
     assert sorted(p.name for p in target.iterdir()) == ["run"] and (target / "run").read_text() in ("a", "b")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_file_where_the_directory_belongs_is_replaced_without_leftovers(tmp_path: Path) -> None:
+    """A file in the way is replaced by two renames; the old file was left behind as .NAME.old-PID."""
+    from sentiment import atomic
+
+    target = tmp_path / "entry"
+    target.write_text("a file")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "x").write_text("x")
+    atomic.commit_dir(staging, target)
+    assert (target / "x").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]

@@ -98,6 +98,40 @@ def test_a_model_swapped_in_while_loading_is_not_mixed_in(trained_model: Path, t
     assert json.loads((model / "vocab.json").read_text()) == ["other"]
 
 
+def test_eval_while_a_new_model_is_swapped_in_scores_one_model_on_its_own_rows(
+    trained_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`eval` while `train` replaces the model directory between reading the model and its test rows:
+    the old model was scored on the new model's test rows; now both are read again, of one model."""
+    import gzip
+    import shutil
+
+    from sentiment.atomic import atomic_dir
+    from sentiment.evaluate import evaluate_model
+
+    model = _copy(trained_model, tmp_path)
+    new = tmp_path / "new"  # another run's model: another threshold, other (fewer) test rows
+    shutil.copytree(model, new)
+    meta = json.loads((new / "meta.json").read_text())
+    (new / "meta.json").write_text(json.dumps({**meta, "threshold": 0.25}))
+    rows = gzip.decompress((new / "test.jsonl.gz").read_bytes()).splitlines(keepends=True)
+    (new / "test.jsonl.gz").write_bytes(gzip.compress(b"".join(rows[:10])))
+    read_rows = modeldir.read_test_rows
+    swaps = []
+
+    def swapped_first(model_dir: Path):
+        if not swaps:
+            swaps.append(model_dir)
+            with atomic_dir(model) as staging:
+                shutil.copytree(new, staging, dirs_exist_ok=True)
+        return read_rows(model_dir)
+
+    monkeypatch.setattr(modeldir, "read_test_rows", swapped_first)
+    metrics = evaluate_model(model)
+    assert swaps
+    assert (metrics["n"], metrics["threshold"]) == (10, 0.25)  # the new model on its rows (was 10, 0.5)
+
+
 def test_meta_nested_past_the_stack(trained_model: Path, tmp_path: Path) -> None:
     model = _copy(trained_model, tmp_path)
     (model / "meta.json").write_text("[" * 100_000 + "]" * 100_000)

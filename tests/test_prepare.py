@@ -82,11 +82,15 @@ def test_changed_file_contents_are_a_miss(tmp_path: Path, tiny_config: Path) -> 
     assert "grand" in changed.encoder.vocab
 
 
-def test_unreadable_entry_is_prepared_again(tiny_config: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("content", [b"not an array", b""], ids=["garbage", "empty"])
+def test_unreadable_entry_is_prepared_again(
+    tiny_config: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    """(An empty array file was `unexpected EOFError`, exit 1.)"""
     config = load_config(tiny_config)
     base = prepare(config)
     (entry,) = cache_dir("prepared").iterdir()
-    (entry / "train_ids.npy").write_bytes(b"not an array")
+    (entry / "train_ids.npy").write_bytes(content)
     again = prepare(config)
     assert not again.cache_hit
     assert "unreadable" in caplog.text
@@ -148,3 +152,29 @@ def test_caches_deleted_during_a_cached_run(
     assert again.metrics == first.metrics
     rows = [gzip.decompress((out.model_dir / "test.jsonl.gz").read_bytes()) for out in (first, again)]
     assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "directory"])
+def test_damaged_cached_test_rows_are_read_from_the_data(
+    tiny_config: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache hit copies the entry's test rows into the model directory: damaged since they were cached,
+    they are read from the data again (they were copied as they were: a model `eval` could not read, or
+    an IsADirectoryError that failed the run)."""
+    config = load_config(tiny_config)
+    prepare(config)
+    (entry,) = cache_dir("prepared").iterdir()
+    rows = entry / "test.jsonl.gz"
+    whole = gzip.decompress(rows.read_bytes())
+    if damage == "truncated":
+        rows.write_bytes(rows.read_bytes()[:-40])
+    elif damage == "garbage":
+        rows.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
+    else:
+        rows.unlink()
+        rows.mkdir()
+    prepared = prepare(config)
+    assert prepared.cache_hit
+    prepared.write_test_rows(tmp_path / "test.jsonl.gz")
+    assert gzip.decompress((tmp_path / "test.jsonl.gz").read_bytes()) == whole
+    assert "damaged test rows" in caplog.text

@@ -134,3 +134,32 @@ def test_hierarchical_softmax_without_down_sampling_is_reproducible() -> None:
 
     out = subprocess.run([sys.executable, "-c", HS_RUNS], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[True, True, True]"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"words": 5}, {"words": [1, 2]}, {"vectors": np.zeros(3)}, {"counts": np.zeros((2, 2))}],
+    ids=["words-not-a-list", "words-not-strings", "vectors-1d", "counts-2d"],
+)
+def test_a_damaged_cache_entry_is_trained_again(damage: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """An entry whose meta.json or arrays are of the wrong type or shape is a cache miss with a warning
+    (``words: 5`` was `unexpected TypeError`, exit 1, on every later run)."""
+    import json
+
+    from sentiment import cache
+
+    config = Word2VecConfig(vector_size=8, min_count=1, epochs=1, workers=1)
+    corpus = [["good", "film"], ["bad", "film"]] * 10
+    first, hit = train_word2vec(corpus, config, seed=0)
+    assert not hit and first.cache_key is not None
+    entry = cache.cache_dir("word2vec") / first.cache_key
+    for name, value in damage.items():
+        if isinstance(value, np.ndarray):
+            np.save(entry / f"{name}.npy", value)
+        else:
+            meta = json.loads((entry / "meta.json").read_text())
+            (entry / "meta.json").write_text(json.dumps({**meta, name: value}))
+    again, hit = train_word2vec(corpus, config, seed=0)
+    assert not hit
+    assert "is unreadable" in caplog.text
+    np.testing.assert_array_equal(again.vectors, first.vectors)

@@ -51,10 +51,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(target: Path) -> None:
+def remove_stale(target: Path, *, every_name: bool = False) -> None:
     """Remove what a killed writer left next to ``target`` (its staging file or directory, or .old
-    directory): never in place."""
-    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+    directory): never in place. ``every_name``: also what writers of other names in the folder left."""
+    name = "*" if every_name else target.name
+    for pattern in (f".{name}.tmp-*", f".{name}.old-*"):
         for leftover in target.parent.glob(pattern):
             pid = leftover.name.rsplit("-", 1)[-1]
             if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
@@ -139,7 +140,10 @@ def commit_dir(staging: Path, target: Path) -> None:
             old = target.parent / f".{target.name}.old-{os.getpid()}"
             os.rename(target, old)
             os.rename(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # a file where the directory belongs
+                old.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         fd = os.open(target.parent, os.O_RDONLY)
         os.fsync(fd)
@@ -154,7 +158,7 @@ def atomic_dir(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
     and drop ours. On any error (Ctrl-C included) the staging directory goes and ``target`` is untouched.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(target)
+    remove_stale(target)
     staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -185,7 +189,7 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     if path.is_symlink():
         path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
+    remove_stale(path)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     try:
         with sigterm_cleans_up(), tmp.open(mode, **options) as fh:

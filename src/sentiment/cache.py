@@ -9,9 +9,12 @@ A cache is an optimisation: an entry that cannot be read or written is a warning
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.atomic import atomic_dir
+from sentiment.atomic import atomic_dir, remove_stale
 from sentiment.paths import home_dir
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,11 @@ class Entry:
     meta: dict[str, Any]
 
     def array(self, name: str) -> np.ndarray:
-        return np.load(self.directory / f"{name}.npy", allow_pickle=False)
+        """The array ``name``; an unreadable file is an OSError or ValueError (the callers' cache miss)."""
+        try:
+            return np.load(self.directory / f"{name}.npy", allow_pickle=False)
+        except EOFError:  # a 0-byte file (numpy's error for it)
+            raise ValueError(f"{name}.npy is empty") from None
 
     def has(self, name: str) -> bool:
         return (self.directory / name).exists()
@@ -57,16 +64,38 @@ class Entry:
 def load(kind: str, key: str) -> Entry | None:
     """The entry, or None when it is missing or not of this cache version."""
     directory = cache_dir(kind) / key
+    _sweep(directory)  # a run that only reads the cache cleans up too
     try:
         meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         log.warning("%s cache entry %s is unreadable (%s)", kind, directory, exc)
+        discard(directory)
         return None
     if not isinstance(meta, dict) or meta.get("cache_version") != CACHE_VERSION:
         return None
     return Entry(directory, meta)
+
+
+def _sweep(entry: Path) -> None:
+    """Remove what runs killed while storing any entry of ``entry``'s cache left (staging directories)."""
+    with contextlib.suppress(OSError):
+        remove_stale(entry, every_name=True)
+
+
+def discard(directory: Path) -> None:
+    """Remove an entry found unreadable, so that the run computing it again can store it anew (``store`` keeps
+    an entry that exists: a damaged one stayed for good). Moved aside first: no reader sees it half gone."""
+    aside = directory.parent / f".{directory.name}.old-{os.getpid()}"
+    try:
+        os.rename(directory, aside)
+    except OSError:  # gone already, or another run moved it
+        return
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
 
 
 def store(
@@ -80,6 +109,7 @@ def store(
     when it could not be written. An entry another run wrote meanwhile is kept: it holds the same content."""
     target = cache_dir(kind) / key
     try:
+        _sweep(target)
         with atomic_dir(target, keep_existing=True) as tmp:
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", array, allow_pickle=False)

@@ -145,7 +145,13 @@ def save_checkpoint(path: Path, config: dict[str, Any], data_fingerprint: str, s
 
 
 def remove_checkpoint(path: Path) -> None:
+    """The checkpoint, and what a run killed while writing one left beside it (its staging directory)."""
+    from sentiment.atomic import remove_stale
+
+    if path.is_symlink() or path.is_file():  # a damaged checkpoint: a file where its directory belongs
+        path.unlink(missing_ok=True)
     shutil.rmtree(path, ignore_errors=True)
+    remove_stale(path)
 
 
 # --- reading ---
@@ -259,7 +265,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             epoch_rng=_rng_join(payload["epoch_rng"], "epoch_rng", tensors),
         )
         return Checkpoint(dict(payload["config"]), str(payload["fingerprint"]), fit)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise CheckpointError(f"{path}: incomplete checkpoint ({reason}); {_RESTART}") from None
 
@@ -332,6 +338,9 @@ class RunCheckpoint:
 
     def remove(self) -> None:
         remove_checkpoint(self.path)
+
+    def unusable(self, reason: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: {reason}; {_RESTART}")
 
     def interrupted(self, exc: FitStopped, signum: int | None, epochs: int) -> str:
         """The one-line message of a stop during the first fit."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sentiment import modeldir
 from sentiment.errors import ModelDirError
+
+if TYPE_CHECKING:
+    from sentiment.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +29,12 @@ def evaluate_model(
 
     model_dir = Path(model_dir)
     start = time.perf_counter()
-    predictor = Predictor.load(model_dir)
+    if data is None:
+        predictor, (texts, labelled) = _model_and_test_rows(model_dir)
+    else:
+        predictor = Predictor.load(model_dir)
     names = predictor.labels
     if data is None:
-        texts, labelled = modeldir.read_test_rows(model_dir)
         sets = [row if isinstance(row, list) else [row] for row in labelled]
         unknown = sorted({name for row in sets for name in row} - set(names))
         if unknown:
@@ -57,3 +63,26 @@ def evaluate_model(
     metrics["labels"] = {"negative": names[0], "positive": names[1]} if probs.ndim == 1 else names
     metrics["seconds"] = round(time.perf_counter() - start, 3)
     return metrics
+
+
+def _model_and_test_rows(model_dir: Path) -> tuple[Predictor, tuple[list[str], list[Any]]]:
+    """The model and its recorded test rows, both of one training run: a ``train`` that swaps a new model
+    into ``model_dir`` between the two reads (the directory is then another one) makes us read both again,
+    where the old model would be scored on the new model's test rows."""
+    from sentiment.predictor import Predictor
+
+    for _ in range(5):
+        before = _identity(model_dir)
+        predictor = Predictor.load(model_dir)
+        rows = modeldir.read_test_rows(model_dir)
+        if _identity(model_dir) == before:
+            break
+    return predictor, rows
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino

@@ -21,7 +21,7 @@ import numpy as np
 from sentiment import distributed
 from sentiment.checkpoint import RunCheckpoint, StopRequest
 from sentiment.config import Config, check_compatible
-from sentiment.errors import ConfigError, TrainingInterrupted
+from sentiment.errors import CheckpointError, ConfigError, TrainingInterrupted
 from sentiment.features import Features
 from sentiment.fit_state import FitStopped
 from sentiment.prepare import Prepared, prepare
@@ -420,6 +420,10 @@ def fit_classifier(
                 class_weights=classes.class_weights,
                 multiclass=classes.task == "multiclass",
             )
+    except CheckpointError as exc:  # its state does not fit this model (resume.ResumableFit)
+        if checkpoint is None:
+            raise
+        raise checkpoint.unusable(str(exc)) from None
     except FitStopped as exc:
         if checkpoint is None:
             name = signal.Signals(stop.signum).name if stop.signum else "a signal"

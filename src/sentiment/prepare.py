@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import logging
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -70,17 +72,43 @@ class Prepared:
         if self.test_rows_writer is not None:
             self.test_rows_writer(path)
             return
-        with contextlib.suppress(FileNotFoundError):
-            if self.test_rows_file is not None:
-                shutil.copyfile(self.test_rows_file, path)
-                return
+        if self.test_rows_file is not None and _copy_test_rows(
+            self.test_rows_file, path, len(self.labels["test"])
+        ):
+            return
         if (
             self.test_texts is None and self.reload is not None
-        ):  # the cache entry went away: read the data again
+        ):  # the cache entry went away or was damaged: read the data again
             self.test_texts = self.reload().test.texts
         if self.test_texts is None:
             raise FileNotFoundError(f"the cached test rows are gone: {self.test_rows_file}")
         write_test_rows(path, self.test_texts, self.labels["test"], self.label_names)
+
+
+def _copy_test_rows(cached: Path, path: Path, rows: int) -> bool:
+    """Copy the cached test rows to ``path`` if they are whole: a gzip stream that decompresses (its checksum
+    checked) to ``rows`` lines. False when the entry was deleted or damaged since it was read (truncated,
+    overwritten, made a directory): copied blindly, that would save a model ``sentiment eval`` cannot read."""
+    try:
+        shutil.copyfile(cached, path)
+        with gzip.open(path, "rb") as fh:
+            lines = sum(chunk.count(b"\n") for chunk in iter(functools.partial(fh.read, 1 << 20), b""))
+        reason = "" if lines == rows else f"{lines:,} rows, not {rows:,}"
+    except FileNotFoundError:  # the cache was deleted: nothing to report
+        reason = "gone"
+    except (OSError, EOFError, zlib.error) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    if not reason:
+        return True
+    path.unlink(missing_ok=True)
+    if reason != "gone":
+        cache.discard(cached.parent)
+        log.warning(
+            "prepared-data cache entry %s has damaged test rows (%s); reading them from the data",
+            cached.parent,
+            reason,
+        )
+    return False
 
 
 def prepare(config: Config, reporter: Reporter | None = None) -> Prepared:
@@ -438,4 +466,5 @@ def _from_cache(key: str) -> Prepared | None:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("prepared-data cache entry %s is unreadable (%s); preparing anew", entry.directory, exc)
+        cache.discard(entry.directory)
         return None

@@ -17,8 +17,6 @@ import numpy as np
 from sentiment.errors import CheckpointError
 from sentiment.fit_state import FitCallbacks, FitResult, FitState, FitStopped, LoopState
 
-RESTART = "run `sentiment train` without --resume to start over"
-
 if TYPE_CHECKING:
     import torch
     from torch.utils.data import DataLoader
@@ -55,6 +53,22 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator | None) -> Non
         generator.set_state(state["loader"])
 
 
+def _check_resumable(state: FitState, n_batches: int) -> None:
+    """Where a checkpoint stands, and its random states, checked on throwaway objects: ``batches`` applies
+    them only when the interrupted epoch is replayed."""
+    import torch
+
+    loop = state.loop
+    if loop.epoch < 1 or not 0 <= loop.batch < n_batches or loop.seen < 0:
+        raise ValueError(f"epoch {loop.epoch}, batch {loop.batch} of {n_batches}: out of range")
+    for rng in (state.rng, state.epoch_rng):
+        random.Random().setstate(rng["python"])
+        np.random.RandomState().set_state(rng["numpy"])
+        torch.Generator().set_state(rng["torch"])
+        if rng["loader"] is not None:
+            torch.Generator().set_state(rng["loader"])
+
+
 class ResumableFit:
     """The training loop's bookkeeping for stops and resumes.
 
@@ -79,20 +93,18 @@ class ResumableFit:
         self._resume = resume
         self.loop = LoopState()
         if resume is not None:
-            if resume.loop.batch >= self.n_batches:
-                raise CheckpointError(
-                    f"the checkpoint to resume from is at batch {resume.loop.batch} of an epoch of "
-                    f"{self.n_batches}; {RESTART}"
-                )
+            # A checkpoint whose state does not fit this model, optimizer or loader (damaged, or edited)
+            # fails here, before any training, as bad input; not as torch's or random's error mid-epoch.
             try:
+                _check_resumable(resume, self.n_batches)
                 model.load_state_dict(resume.model)
                 optimizer.load_state_dict(resume.optimizer)
                 if scheduler is not None and resume.scheduler is not None:
                     scheduler.load_state_dict(resume.scheduler)
-            except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # shapes or names not this model's
-                reason = str(exc).strip().splitlines()[0][:120]
+            except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
                 raise CheckpointError(
-                    f"the checkpoint to resume from does not fit this model ({reason}); {RESTART}"
+                    f"does not fit this run ({type(exc).__name__}{': ' + reason if reason else ''})"
                 ) from None
             self.loop = replace(resume.loop, history=list(resume.loop.history))
         self._epoch_rng: dict[str, Any] = {}

@@ -103,11 +103,14 @@ def load_cached_vectors(key: str) -> WordVectors | None:
         return None
     try:
         words = entry.meta["words"]
+        if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+            raise ValueError("'words' is not a list of words")
         vectors, counts = entry.array("vectors"), entry.array("counts")
-        if vectors.shape[0] != len(words) or counts.shape[0] != len(words):
+        if vectors.ndim != 2 or counts.shape != (len(words),) or vectors.shape[0] != len(words):
             raise ValueError("vocabulary and vectors disagree")
     except (OSError, ValueError, KeyError) as exc:
         log.warning("Word2Vec cache entry %s is unreadable (%s)", entry.directory, exc)
+        cache.discard(entry.directory)
         return None
     return WordVectors(words, vectors, counts, cache_key=key)
 
