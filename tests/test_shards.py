@@ -83,7 +83,7 @@ def test_a_bad_shard_on_a_worker_is_a_clear_error(cli, trained_model: Path, shar
             ["--file", "{tmp}/none/*.csv", "--output", "{tmp}/o"],
             "no CSV / TSV / Parquet / JSON-lines file matches",
         ),
-        (["--file", "{shards}"], "give --output DIR for one CSV per file"),
+        (["--file", "{shards}"], "is a directory: give --output DIR for one CSV per data file in it"),
         (["--file", "{shards}", "--output", "{shards}/a.parquet"], "must be a directory"),
         (["--file", "{shards}", "--output", "{tmp}/o", "--engine", "spark"], "use one of local, dask"),
         (
