@@ -588,3 +588,17 @@ def test_serve_refuses_a_damaged_metrics_json(trained_model: Path, tmp_path: Pat
         (model / "metrics.json").write_text(text)
         with pytest.raises(ModelDirError, match=r"metrics\.json"):
             model_info(Predictor.load(model))
+
+
+def test_a_model_file_that_is_a_fifo_is_damage_not_a_hang(cli, tmp_path: Path, trained_model: Path) -> None:
+    """A FIFO in a model file's place: `report` read metrics.json and waited for a writer forever."""
+    for name, command, expected in [
+        ("metrics.json", ["report"], "metrics.json: not a regular file"),
+        ("meta.json", ["serve", "--port", "0"], "missing meta.json"),
+        ("vocab.json", ["predict", "a good film"], "missing vocab.json"),
+    ]:
+        model = tmp_path / name
+        shutil.copytree(trained_model, model)
+        (model / name).unlink()
+        os.mkfifo(model / name)
+        assert_bad_input(cli([*command[:1], "--model", model, *command[1:]]), expected)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from _reliability import assert_bad_input
 from sentiment.serve import ServeSettings, create_app
 
 
@@ -205,13 +206,12 @@ def test_requests_waiting_together_are_predicted_in_one_call(trained_model: Path
 
 
 def test_a_missing_or_broken_model_refuses_to_start(cli, tmp_path: Path, trained_model: Path) -> None:
-    missing = cli(["serve", "--model", tmp_path / "nothing", "--port", "0"])
-    assert missing.exit_code == 2 and "nothing" in missing.stderr
+    """Exit 2 with the error line alone (the "serving ..." line came first, before the model was loaded)."""
+    assert_bad_input(cli(["serve", "--model", tmp_path / "nothing", "--port", "0"]), "nothing")
     broken = tmp_path / "broken"
     shutil.copytree(trained_model, broken)
     (broken / "model.safetensors").write_bytes(b"not a tensor file")
-    result = cli(["serve", "--model", broken, "--port", "0"])
-    assert result.exit_code == 2 and "model.safetensors" in result.stderr
+    assert_bad_input(cli(["serve", "--model", broken, "--port", "0"]), "model.safetensors")
 
 
 # -- a real server process --

@@ -896,8 +896,11 @@ def serve(
         typer.echo(
             f"warning: listening on {host}: reachable from other machines, with no authentication", err=True
         )
-    typer.echo(f"serving {settings.model_dir} on http://{host}:{port} (Ctrl-C stops)", err=True)
-    serving.run(settings, host, port, workers)
+
+    def announce() -> None:  # after the model loaded: a broken one is the error line alone
+        typer.echo(f"serving {settings.model_dir} on http://{host}:{port} (Ctrl-C stops)", err=True)
+
+    serving.run(settings, host, port, workers, ready=announce)
 
 
 @app.command()

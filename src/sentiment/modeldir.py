@@ -22,6 +22,7 @@ import gzip
 import io
 import json
 import os
+import stat
 import zlib
 from dataclasses import MISSING, asdict, dataclass, field
 from datetime import datetime, timezone
@@ -191,7 +192,10 @@ class _Snapshot:
         folder = os.open(model_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             for name in REQUIRED_FILES:
-                self.files[name] = os.open(name, os.O_RDONLY, dir_fd=folder)
+                # O_NONBLOCK: opening a FIFO in a file's place would wait for a writer (no effect on files)
+                self.files[name] = os.open(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=folder)
+                if not stat.S_ISREG(os.fstat(self.files[name]).st_mode):
+                    raise _damaged(model_dir / name, "not a regular file")
         except BaseException:
             self.close()
             raise
@@ -597,6 +601,8 @@ def read_metrics(model_dir: Path, labels: list[str]) -> dict[str, Any]:
     counts, one row per label)."""
     path = model_dir / "metrics.json"
     try:
+        if path.exists() and not path.is_file():  # a FIFO would wait for a writer, a device never end
+            raise _damaged(path, "not a regular file")
         data = path.read_bytes()
     except OSError as exc:
         what = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable ({type(exc).__name__})"

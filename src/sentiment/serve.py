@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -274,11 +275,20 @@ def app_from_env() -> FastAPI:
     return create_app(ServeSettings.from_env())
 
 
-def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve until SIGINT / SIGTERM; both finish the requests in flight, then return (exit status 0)."""
+def run(
+    settings: ServeSettings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT / SIGTERM; both finish the requests in flight, then return (exit status 0).
+    ``ready`` is called once the model has loaded, before the server binds."""
     import uvicorn
 
     app = create_app(settings)  # fails here, before binding, on a missing or broken model directory
+    if ready is not None:
+        ready()
     options = {
         "host": host,
         "port": port,
