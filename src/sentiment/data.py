@@ -463,16 +463,21 @@ def text_cells(cells: pd.Series, source: str, column: str) -> pd.Series:
         if value is None or (isinstance(value, float) and value != value):
             return None
         if isinstance(value, bytes | bytearray):
-            try:
-                return bytes(value).decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataError(
-                    f"{source}: column '{column}' holds bytes that are not UTF-8 text (e.g. "
-                    f"{_short(bytes(value))}); store the texts as UTF-8 strings"
-                ) from None
+            return _utf8(value, source, column, "texts")
         return value if isinstance(value, str) else str(value)
 
     return cells.map(as_text)
+
+
+def _utf8(value: bytes | bytearray, source: str, column: str, what: str) -> str:
+    """A Parquet binary cell as text; bytes that are not UTF-8 are a DataError."""
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{source}: column '{column}' holds bytes that are not UTF-8 text (e.g. {_short(bytes(value))}); "
+            f"store the {what} as UTF-8 strings"
+        ) from None
 
 
 def _structure_hint(example: object, source: str, what: str) -> str:
@@ -592,13 +597,7 @@ def label_cells(cells: pd.Series, source: str, column: str) -> pd.Series:
         if isinstance(value, np.ndarray):
             return [as_label(item) for item in value.tolist()]
         if isinstance(value, bytes | bytearray):
-            try:
-                return bytes(value).decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataError(
-                    f"{source}: column '{column}' holds bytes that are not UTF-8 text (e.g. "
-                    f"{_short(bytes(value))}); store the labels as UTF-8 strings"
-                ) from None
+            return _utf8(value, source, column, "labels")
         return value
 
     return cells.map(as_label)
