@@ -438,3 +438,24 @@ def test_a_table_that_is_a_pipe_is_named_as_one(cli, trained_model: Path, tmp_pa
     for args in (["eval", "--data", fifo], ["predict", "--file", fifo]):
         result = cli([args[0], "-m", trained_model, *args[1:]])
         assert_bad_input(result, f"{fifo} is not a regular file (a pipe?)")
+
+
+def test_config_validate_does_not_wait_on_a_pipe(cli, tiny_config: Path, tmp_path: Path) -> None:
+    """`config validate` opened a FIFO data.path to see that it is readable, and waited for a writer forever;
+    it now makes the checks reading makes (data.checked_format), as train does."""
+    import threading
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(cli(["config", "validate", tiny_config, "--set", f"data.path={fifo}"])),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(60)
+    if not results:  # release the waiting open() so the thread ends, then fail
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("config validate waited on the FIFO")
+    assert_bad_input(results[0], f"{fifo} is not a regular file (a pipe?)")

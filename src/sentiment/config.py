@@ -447,7 +447,7 @@ def _check_data_settings(data: DataConfig) -> None:
 def check_files(config: Config) -> None:
     """The local files the config names exist (a Kaggle download is checked when it runs)."""
     data = config.data
-    from sentiment.data import data_files
+    from sentiment.data import checked_format, data_files
     from sentiment.errors import DataError
 
     for key in ("path", "test_path", "unlabeled_path"):
@@ -455,7 +455,7 @@ def check_files(config: Config) -> None:
         if value is not None:
             try:
                 for file in data_files(value):  # a file, or a directory or glob of shards
-                    _check_readable(file)
+                    checked_format(file)  # what reading checks before it parses
             except DataError as exc:
                 missing = "file not found" in str(exc)
                 raise ConfigError(
@@ -469,21 +469,6 @@ def check_files(config: Config) -> None:
         from sentiment.download import parse_handle
 
         parse_handle(data.kaggle_handle)  # a handle that is no handle: train refuses it before downloading
-
-
-def _check_readable(file: Path) -> None:
-    """The checks reading makes before it parses: a supported, non-empty file that can be opened."""
-    from sentiment.data import file_format
-    from sentiment.errors import DataError
-
-    file_format(file)
-    try:
-        with open(file, "rb") as fh:
-            empty = not fh.read(1)
-    except OSError as exc:
-        raise DataError(f"{file}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-    if empty:
-        raise DataError(f"{file}: the file is empty")
 
 
 def all_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:

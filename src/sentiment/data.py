@@ -109,7 +109,7 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
 def _read_file(path: Path, columns: list[str] | None) -> pd.DataFrame:
     import pandas as pd
 
-    fmt = _checked_format(path)
+    fmt = checked_format(path)
     with _reading(path, fmt):
         encoding = _text_encoding(path, fmt)
         if fmt in ("csv", "tsv"):
@@ -139,7 +139,7 @@ def read_chunks(
 def _shard_chunks(path: Path, columns: list[str] | None, rows: int) -> Iterator[tuple[Path, pd.DataFrame]]:
     import pandas as pd
 
-    fmt = _checked_format(path)
+    fmt = checked_format(path)
     with ExitStack() as stack:
         with _reading(path, fmt):
             encoding = _text_encoding(path, fmt)
@@ -294,19 +294,22 @@ def _parquet_source(path: Path) -> Path | io.BytesIO:
     return io.BytesIO(gzip.decompress(path.read_bytes()))
 
 
-def _checked_format(path: Path) -> str:
-    """The file's format, after the checks read_table makes before reading (supported suffix, not empty)."""
+def checked_format(path: Path) -> str:
+    """The file's format, after the checks made before parsing (train, and config validate alike): a
+    supported suffix, a regular file that can be opened, not empty."""
     fmt = file_format(path)
     try:
         regular = not path.exists() or path.is_file()
-        size = path.stat().st_size
+        if regular:
+            with open(path, "rb") as fh:  # opened, not stat'ed: permissions (and ACLs) decide
+                empty = not fh.read(1)
     except OSError as exc:
         raise DataError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     if not regular:
         # A FIFO or a device has no size (it was "the file is empty"), and training reads its data file more
         # than once (the cache key hashes it first): a pipe would be empty, or block, the second time.
         raise DataError(f"{path} is not a regular file (a pipe?); save the table to a file and pass that")
-    if size == 0:
+    if empty:
         raise DataError(f"{path}: the file is empty")
     return fmt
 
