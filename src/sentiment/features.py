@@ -201,7 +201,10 @@ class Features:
         """One float32 row per text: the (weighted) pooled vectors, standardised when fitted so. ``out``: a
         zero-filled array to fill instead of a new one (on disk, for data larger than memory)."""
         self._check_fitted()
-        x = pool(bags, self.vectors_, self.pooling, self.weights_, out=out)
+        return self.scale(pool(bags, self.vectors_, self.pooling, self.weights_, out=out))
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """Pooled rows standardised when fitted so (``normalize``), else as they are."""
         if self.mean_ is not None and self.std_ is not None:
             x = _standardise(x, self.mean_, self.std_)
         return x

@@ -85,11 +85,18 @@ class MLPWeights:
     def logits(self, x: np.ndarray, bags: TokenBags | None = None) -> np.ndarray:
         """(rows, outputs) pre-activation scores of the last layer, in float64 for accuracy; with a wide
         part, plus its sum over each text's tokens (``bags``, the texts of the rows ``x``)."""
+        if self.wide is None:
+            return self.deep_logits(x)
+        if bags is None:
+            raise ValueError("this model has a wide part: pass the texts' token bags")
+        return self.logits_with(x, wide_part.logits(bags, self.wide))
+
+    def logits_with(self, x: np.ndarray, wide_logits: np.ndarray) -> np.ndarray:
+        """``logits`` given the wide part's sums already (``sentiment.kernels`` computes them with the
+        pooling); ignored without a wide part."""
         z = self.deep_logits(x)
         if self.wide is not None:
-            if bags is None:
-                raise ValueError("this model has a wide part: pass the texts' token bags")
-            z += wide_part.logits(bags, self.wide)
+            z += wide_logits
         return z
 
     def deep_logits(self, x: np.ndarray) -> np.ndarray:

@@ -11,13 +11,16 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sentiment import modeldir
 from sentiment.parallel import PARALLEL_MIN_TEXTS, can_fork, cpu_count, fork_map, split_ranges
 from sentiment.text import TokenBags
+
+if TYPE_CHECKING:
+    from sentiment.kernels import CompiledEncoder
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Predictor:
         if self.multilabel and self.thresholds is None:
             self.thresholds = [self.threshold] * len(self.labels)
         self.text_column = model.meta.text_column
+        self._kernels: CompiledEncoder | bool | None = False  # False: not built yet (``expect``)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Predictor:
@@ -85,7 +89,7 @@ class Predictor:
         Python and holds the GIL, so threads would not help.
         """
         workers = workers or cpu_count()
-        self.encoder.expect(len(texts))  # built before forking: every worker shares the tables
+        self.expect(len(texts))  # built before forking: every worker shares the tables
         if workers > 1 and len(texts) >= PARALLEL_MIN_TEXTS and can_fork():
             ranges = split_ranges(len(texts), workers * 2)
             parts = fork_map(
@@ -94,10 +98,39 @@ class Predictor:
             return np.concatenate([p for p, _ in parts]), np.concatenate([k for _, k in parts])
         return self._predict(texts, batch_size)
 
+    def expect(self, n_texts: int) -> None:
+        """Get ready to predict about ``n_texts`` texts, in one call or many (a server): past
+        ``NGRAM_TABLES_MIN_TEXTS`` the encoder builds its vectorised look-ups, and where numba is installed
+        the compiled kernels (``sentiment.kernels``) take over those texts, with the same results. Their
+        import and first call (compiling, or loading the compiled code from numba's cache) are paid here."""
+        self.encoder.expect(n_texts)
+        if self.encoder.__dict__.get("_word_lookup") is None or self._kernels is not False:
+            return
+        from sentiment import kernels
+
+        self._kernels = None
+        if kernels.enabled():
+            features, wide = self.features, self.mlp.wide
+            compiled = kernels.CompiledEncoder.for_model(
+                self.encoder, features.vectors_, features.weights_, features.pooling, wide
+            )
+            if compiled is not None:
+                compiled.features(self.encoder.spaced(["warm up: compile, or load the compiled code"]))
+            self._kernels = compiled
+
     def _predict(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        from sentiment.text import VECTORISED_MIN_TEXTS
+
         probs, known = [], []
         for start in range(0, len(texts), batch_size):
-            bags = self.encode(texts[start : start + batch_size])
+            batch = texts[start : start + batch_size]
+            if self._kernels and len(batch) >= VECTORISED_MIN_TEXTS:
+                x, wide_logits, k = self._kernels.features(self.encoder.spaced(batch))
+                z = self.mlp.logits_with(self.features.scale(x), wide_logits)
+                probs.append(self.mlp.probabilities(z))
+                known.append(k)
+                continue
+            bags = self.encode(batch)
             probs.append(self.mlp.forward(self.features.transform(bags), bags))
             known.append(self.encoder.known_words(bags))
         if not probs:

@@ -208,7 +208,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     """The app for one model directory (loaded now: a broken one raises ``ModelDirError`` here)."""
     predictor = Predictor.load(settings.model_dir)
     # A server encodes many texts over its life, a few per request: build the n-gram look-up once, now.
-    predictor.encoder.expect(NGRAM_TABLES_MIN_TEXTS)
+    predictor.expect(NGRAM_TABLES_MIN_TEXTS)
     info, batcher = model_info(predictor), Batcher(predictor)
     page = PAGE.read_text(encoding="utf-8")
     app = FastAPI(

@@ -217,15 +217,20 @@ class TextEncoder:
         """``encode``'s ids through the vectorised word look-up. Texts reach it as the tokeniser's cleaned-up
         bytes (``spaced_utf8``), or where that does not apply (negation marking, phrases, a minimum token
         length on text beyond ASCII) as their words, tokenised one by one, joined by spaces."""
-        lookup, settings = self._word_lookup, self.settings
+        lookup = self._word_lookup
         assert lookup is not None
-        direct = not self.phrases
-        spaced = [
+        return self.encode_word_ids(*lookup.word_ids(self.spaced(texts), self.settings.min_token_length))
+
+    def spaced(self, texts: Sequence[str]) -> list[bytes]:
+        """Each text's words as UTF-8 bytes that ASCII whitespace separates (what the vectorised look-ups
+        take): the tokeniser's cleaned-up bytes (``spaced_utf8``), or where that does not apply its words
+        joined by spaces."""
+        settings, direct = self.settings, not self.phrases
+        return [
             (direct and spaced_utf8(text, settings))
             or " ".join(self.words(text)).encode("utf-8", "surrogatepass")
             for text in texts
         ]
-        return self.encode_word_ids(*lookup.word_ids(spaced, settings.min_token_length))
 
     def encode(self, texts: Sequence[str], chunk: int = 4096) -> TokenBags:
         """Ids of raw texts, a chunk at a time: one chunk's tokens are held at most."""

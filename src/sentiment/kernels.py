@@ -1,0 +1,378 @@
+"""Compiled kernels (numba) for predicting many texts: word look-up, n-grams, pooling and the wide part in
+one pass per text, with the NumPy path's results bit for bit.
+
+The NumPy batch path (``wordlookup``, ``TextEncoder.encode_word_ids``, ``pooling``, ``wide``) does each step
+as array operations over the whole batch: about 100 us per IMDB review, most of it spent making, sorting and
+gathering intermediate arrays. Here one loop per text walks the cleaned UTF-8 bytes (``spaced_utf8``), finds
+each word in the same hash table, each n-gram in the same n-gram tables, and adds up the token vectors and
+wide weights as it goes, with no intermediate arrays.
+
+The same numbers, not only nearly: the float32 sums add the same values in the order NumPy does (the sparse
+product's one-after-another sums, ``np.add.reduceat``'s pairwise sum), and the wide part's float64 sum of
+float32 weights is exact in any order unless one text's weights span more than about 2**29 in size.
+``tests/test_kernels.py`` checks equality, bit for bit.
+
+numba is imported only here, and this module only for a batch of texts (``sentiment.predictor``): a
+``predict`` of one text or ``--help`` never pays its import (0.5 s). Compiled code is cached on disk
+(``cache=True``) so only the first run compiles (a few seconds). Without numba everything works through NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentiment.text import TextEncoder
+
+try:
+    import numba
+except ImportError:  # an optional speed-up: the NumPy path gives the same results
+    numba = None
+
+POOL_CODES = {"mean": 0, "tfidf": 1, "sif": 1, "nb": 1}  # 1: weighted mean; mean_max stays on NumPy
+LONG = -2  # a token longer than the hash table's 16 bytes: looked up in the vocabulary's dict by the caller
+
+
+def enabled() -> bool:
+    """numba is installed and ``SENTIMENT_KERNELS`` is not ``0`` (the NumPy path, to compare the two)."""
+    return numba is not None and os.environ.get("SENTIMENT_KERNELS", "1") != "0"
+
+
+def _jit(fn):
+    return numba.njit(cache=True, nogil=True)(fn) if numba is not None else fn
+
+
+_U = np.uint64
+
+
+@_jit
+def _token_key(first, second):
+    # wordlookup._token_keys for one token, in uint64 arithmetic (numba: every operand uint64, or it
+    # would turn to float)
+    key = first * _U(0xFF51AFD7ED558CCD)
+    key ^= key >> _U(29)
+    key = (key ^ second) * _U(0xC4CEB9FE1A85EC53)
+    key ^= key >> _U(32)
+    return key
+
+
+@_jit
+def _slot(key, bits):
+    # IntTable._slots: Fibonacci hashing of the key's bits
+    return np.int64((np.uint64(key) * _U(0x9E3779B97F4A7C15)) >> _U(64 - bits))
+
+
+@_jit
+def _word_ids(buffer, ends, is_space, min_length, table, bits):
+    """``WordLookup.word_ids`` over ``buffer`` (texts' spaced UTF-8 bytes, each followed by a newline; text
+    i ends before ``ends[i]``): every token's word id (-1 unknown, ``LONG`` over 16 bytes), its first byte and
+    length, and each text's token count. Tokens are runs of non-whitespace bytes; with ``min_length`` > 1
+    shorter ones are dropped, except ``!`` and ``?``. ``table``: one row per hash slot, (key, first 8 bytes,
+    next 8 bytes, word id or -1 for an empty slot), so a probe reads one cache line.
+
+    Three passes, so that the random reads of the table come in a tight loop of independent loads (the CPU
+    overlaps them) rather than one at a time between the branches that decide each token."""
+    n_texts, size = len(ends), len(buffer)
+    cap = size // 2 + 1  # a token takes at least one byte and one space
+    out = np.empty(cap, dtype=np.int64)
+    starts = np.empty(cap, dtype=np.int64)
+    lengths = np.empty(cap, dtype=np.int64)
+    keys = np.empty(cap, dtype=np.int64)
+    first = np.zeros(cap, dtype=np.int64)
+    second = np.zeros(cap, dtype=np.int64)
+    slots = np.zeros(cap, dtype=np.int64)
+    counts = np.zeros(n_texts, dtype=np.int64)
+    mask = (1 << bits) - 1
+    n, text, i = 0, 0, 0
+    while i < size:  # 1. the tokens, their keys and home slots
+        if is_space[buffer[i]]:
+            i += 1
+            continue
+        start = i
+        while i < size and not is_space[buffer[i]]:
+            i += 1
+        length = i - start
+        while ends[text] <= start:
+            text += 1
+        if length < min_length and not (length == 1 and (buffer[start] == 33 or buffer[start] == 63)):
+            continue
+        counts[text] += 1
+        starts[n] = start
+        lengths[n] = length
+        if length <= 16:
+            lo = _U(0)
+            hi = _U(0)
+            for k in range(min(length, 8)):
+                lo |= _U(buffer[start + k]) << _U(8 * k)
+            for k in range(8, length):
+                hi |= _U(buffer[start + k]) << _U(8 * (k - 8))
+            key = np.int64(_token_key(lo, hi))
+            first[n], second[n], keys[n] = np.int64(lo), np.int64(hi), key
+            slots[n] = _slot(key, bits)
+        n += 1
+    home_key = np.empty(n, dtype=np.int64)
+    for j in range(n):  # 2. every home slot's key, in one loop of independent reads
+        home_key[j] = table[slots[j], 0]
+    for j in range(n):  # 3. each token's answer: its home slot's, or further on (linear probing)
+        if lengths[j] > 16:
+            out[j] = LONG
+            continue
+        slot, key = slots[j], keys[j]
+        stored = home_key[j]
+        while table[slot, 3] >= 0 and stored != key:
+            slot = (slot + 1) & mask
+            stored = table[slot, 0]
+        if table[slot, 3] >= 0 and table[slot, 1] == first[j] and table[slot, 2] == second[j]:
+            out[j] = table[slot, 3]
+        else:
+            out[j] = -1
+    return out[:n], starts[:n], lengths[:n], counts
+
+
+@_jit
+def _ngram_ids(word_ids, counts, size, base, table, bits):
+    """For every position: the token id of the n-gram of ``size`` words starting there, or -1 (an unknown
+    word in it, past its text's end, or not in the vocabulary). Its key is its word ids as digits in base
+    ``base`` (``ngrams.window_keys``); ``table`` is ``IntTable``'s slots as rows of (key, value)."""
+    total = len(word_ids)
+    out = np.full(total, -1, dtype=np.int64)
+    keys = np.empty(total, dtype=np.int64)
+    slots = np.full(total, -1, dtype=np.int64)
+    mask = (1 << bits) - 1
+    at = 0
+    for t in range(len(counts)):  # 1. keys and home slots of the windows of known words inside a text
+        end = at + counts[t]
+        for p in range(at, end - size + 1):
+            key = np.int64(0)
+            for k in range(size):
+                word = word_ids[p + k]
+                if word < 0:
+                    key = -1
+                    break
+                key = key * base + word
+            if k == size - 1 and word >= 0:
+                keys[p] = key
+                slots[p] = _slot(key, bits)
+        at = end
+    home = np.empty(total, dtype=np.int64)
+    for p in range(total):  # 2. the home slots' keys, in one loop of independent reads
+        home[p] = table[max(slots[p], 0), 0]
+    for p in range(total):  # 3. resolve: the home slot, or further on
+        slot = slots[p]
+        if slot < 0:
+            continue
+        key, stored = keys[p], home[p]
+        while table[slot, 1] >= 0 and stored != key:
+            slot = (slot + 1) & mask
+            stored = table[slot, 0]
+        out[p] = table[slot, 1]  # -1 at an empty slot: not in the vocabulary
+    return out
+
+
+@_jit
+def _block_sum(a, lo, n):
+    """NumPy's pairwise float32 sum of up to 128 values: sequential below 8, else 8 running sums."""
+    if n < 8:
+        res = np.float32(0.0)
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r = np.empty(8, dtype=np.float32)
+    for j in range(8):
+        r[j] = a[lo + j]
+    i = 8
+    while i < n - (n % 8):
+        for j in range(8):
+            r[j] += a[lo + i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@_jit
+def _pairwise(a, lo, n):
+    """NumPy's pairwise float32 sum of ``a[lo:lo + n]`` (``np.add.reduce``), operation for operation, so the
+    result is the same bits: blocks of up to 128, halved (at a multiple of 8) and added as a tree. The tree is
+    walked with a stack: numba's on-disk cache mishandles recursive functions (a crash on loading)."""
+    kind = np.empty(128, dtype=np.int64)  # 0: sum a[lo:lo + n]; 1: add the two sums on top of the values
+    los = np.empty(128, dtype=np.int64)
+    ns = np.empty(128, dtype=np.int64)
+    values = np.empty(128, dtype=np.float32)
+    kind[0], los[0], ns[0] = 0, lo, n
+    tasks, stored = 1, 0
+    while tasks:
+        tasks -= 1
+        if kind[tasks] == 1:
+            stored -= 1
+            values[stored - 1] = values[stored - 1] + values[stored]
+            continue
+        lo_t, n_t = los[tasks], ns[tasks]
+        if n_t <= 128:
+            values[stored] = _block_sum(a, lo_t, n_t)
+            stored += 1
+            continue
+        half = n_t // 2
+        half -= half % 8
+        # run left, then right, then add: pushed in reverse
+        kind[tasks] = 1
+        kind[tasks + 1], los[tasks + 1], ns[tasks + 1] = 0, lo_t + half, n_t - half
+        kind[tasks + 2], los[tasks + 2], ns[tasks + 2] = 0, lo_t, half
+        tasks += 3
+    return values[0]
+
+
+@_jit
+def _features(word_ids, counts, ngram_ids, vectors, weights, weighted, wide, has_wide):
+    """Per text: the pooled row (float32; ``pooling._pool_chunk``), the wide logits (float64;
+    ``wide.logits``) and the number of known words, from every position's word id and n-gram ids (one row
+    per n-gram size). A text's tokens are its known words, then its known bigrams, ... each in order
+    (``TextEncoder.encode_word_ids``)."""
+    n_texts, dim, outputs = len(counts), vectors.shape[1], wide.shape[1]
+    pooled = np.zeros((n_texts, dim), dtype=np.float32)
+    wide_z = np.zeros((n_texts, outputs), dtype=np.float64)
+    known = np.zeros(n_texts, dtype=np.int64)
+    longest = 0
+    for t in range(n_texts):
+        longest = max(longest, counts[t])
+    bag = np.empty(longest * (len(ngram_ids) + 1) + 1, dtype=np.int64)
+    w = np.empty(len(bag), dtype=np.float32)
+    seen = np.full(len(vectors) if has_wide else 1, -1, dtype=np.int32)  # the last text holding a token
+    total_sum = np.empty(dim, dtype=np.float32)
+    at = 0
+    for t in range(n_texts):
+        end = at + counts[t]
+        m = 0
+        for p in range(at, end):
+            if word_ids[p] >= 0:
+                bag[m] = word_ids[p]
+                m += 1
+        known[t] = m
+        for s in range(len(ngram_ids)):
+            for p in range(at, end):
+                if ngram_ids[s, p] >= 0:
+                    bag[m] = ngram_ids[s, p]
+                    m += 1
+        at = end
+        if m == 0:
+            continue
+        # the weighted sum, one token after another in float32 (scipy's csr_matvecs); mean: weight 1
+        for k in range(dim):
+            total_sum[k] = 0.0
+        if weighted:
+            for j in range(m):
+                row = bag[j]
+                wj = weights[row]
+                w[j] = wj
+                for k in range(dim):
+                    total_sum[k] += wj * vectors[row, k]
+            # np.add.reduceat: the first weight, plus the pairwise sum of the rest
+            total = max(w[0] + _pairwise(w, 1, m - 1), np.float32(1e-12))
+            for k in range(dim):
+                pooled[t, k] = total_sum[k] / total
+        else:
+            for j in range(m):
+                row = bag[j]
+                for k in range(dim):
+                    total_sum[k] += vectors[row, k]
+            for k in range(dim):
+                pooled[t, k] = np.float32(np.float64(total_sum[k]) / np.float64(m))
+        if has_wide:
+            # the float64 sum over the distinct tokens (``wide.logits``), in the order first seen, not in id
+            # order as bincount adds them: float64 holds a sum of float32 weights exactly unless one text's
+            # weights span more than about 2**29 in size, so the order changes nothing (sorting cost 10 us)
+            for j in range(m):
+                row = bag[j]
+                if seen[row] != t:
+                    seen[row] = t
+                    for c in range(outputs):
+                        wide_z[t, c] += np.float64(wide[row, c])
+    return pooled, wide_z, known
+
+
+@dataclass
+class CompiledEncoder:
+    """A model's tables in the layout the kernels take, built once per predictor (``for_model``)."""
+
+    encoder: TextEncoder
+    words: np.ndarray  # the word hash table: (slots, 4) rows of key, first and next 8 bytes, word id
+    word_bits: int
+    ngram_tables: list[tuple[np.ndarray, int]]  # per n-gram size 2..: (slots, 2) rows of key, id; bits
+    vectors: np.ndarray
+    weights: np.ndarray
+    weighted: bool
+    wide: np.ndarray
+    has_wide: bool
+
+    @classmethod
+    def for_model(
+        cls,
+        encoder: TextEncoder,
+        vectors: np.ndarray,
+        weights: np.ndarray | None,
+        pooling: str,
+        wide: np.ndarray | None,
+    ) -> CompiledEncoder | None:
+        """None where the kernels do not cover the model (no numba, mean_max pooling, phrases or negation
+        marking, n-gram keys that do not fit int64): the NumPy path predicts it."""
+        from sentiment.tokenizer import spaced_utf8
+
+        if numba is None or pooling not in POOL_CODES or encoder.phrases or encoder.settings.negation:
+            return None
+        if vectors.dtype != np.float32 or (weights is not None and weights.dtype != np.float32):
+            return None
+        if spaced_utf8("a", encoder.settings) is None or encoder._word_lookup is None:
+            return None
+        tables = encoder._ngram_tables if encoder.ngrams > 1 and encoder.n_words < len(encoder.vocab) else []
+        if tables is None:
+            return None
+        lookup = encoder._word_lookup
+        table = lookup.table
+        occupied = table.values >= 0
+        words = np.zeros((len(table.keys), 4), dtype=np.int64)
+        words[:, 0] = table.keys
+        words[:, 3] = -1
+        words[occupied, 1] = lookup.halves[0][table.values[occupied]].view(np.int64)
+        words[occupied, 2] = lookup.halves[1][table.values[occupied]].view(np.int64)
+        words[occupied, 3] = lookup.ids[table.values[occupied]]
+        weighted = POOL_CODES[pooling] == 1 and weights is not None
+        return cls(
+            encoder,
+            words,
+            table.bits,
+            [(np.stack([t.keys, t.values], axis=1), t.bits) for t in tables],
+            np.ascontiguousarray(vectors),
+            np.ascontiguousarray(weights) if weighted else np.zeros(1, dtype=np.float32),
+            weighted,
+            np.ascontiguousarray(wide) if wide is not None else np.zeros((1, 1), dtype=np.float32),
+            wide is not None,
+        )
+
+    def word_ids(self, spaced: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """``WordLookup.word_ids(spaced, min_length)``: every token's word id and each text's token count."""
+        from sentiment.wordlookup import _SPACE
+
+        lookup = self.encoder._word_lookup
+        buffer = np.frombuffer(b"\n".join(spaced) + b"\n", dtype=np.uint8)
+        ends = np.cumsum(np.fromiter(map(len, spaced), dtype=np.int64, count=len(spaced)) + 1)
+        min_length = self.encoder.settings.min_token_length
+        ids, starts, lengths, counts = _word_ids(buffer, ends, _SPACE, min_length, self.words, self.word_bits)
+        for at in np.flatnonzero(ids == LONG):  # a few tokens over 16 bytes: the dict
+            ids[at] = lookup.long.get(buffer[starts[at] : starts[at] + lengths[at]].tobytes(), -1)
+        return ids, counts
+
+    def features(self, spaced: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pooled rows, wide logits, known words) of texts given as ``spaced_utf8`` bytes."""
+        ids, counts = self.word_ids(spaced)
+        base = max(self.encoder.n_words, 1)
+        ngrams = np.full((len(self.ngram_tables), len(ids)), -1, dtype=np.int64)
+        for row, (table, bits) in enumerate(self.ngram_tables):
+            ngrams[row] = _ngram_ids(ids, counts, row + 2, base, table, bits)
+        vectors, weights, wide = self.vectors, self.weights, self.wide
+        return _features(ids, counts, ngrams, vectors, weights, self.weighted, wide, self.has_wide)
