@@ -143,9 +143,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(model: str | None, workers: int):
+def server(model: str | None, workers: int, threads: int = 0):
     port = free_port()
     command = [sys.executable, "-m", "sentiment", "serve", "--port", str(port), "--workers", str(workers)]
+    command += ["--threads", str(threads)]
     command += ["--model", model] if model else []
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -169,6 +170,9 @@ def main() -> None:
     parser.add_argument("--model", help="model directory (default: the last trained)")
     parser.add_argument("--url", help="an already running server (default: start one)")
     parser.add_argument("--workers", type=int, default=1, help="server processes when starting one")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="prediction threads per server process (0: serve's default)"
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
@@ -188,7 +192,7 @@ def main() -> None:
         texts = [" ".join(t.split()[: args.words]) for t in texts]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(server(args.model, args.workers))
+        url = args.url or stack.enter_context(server(args.model, args.workers, args.threads))
         single = asyncio.run(
             _phase(f"{url}/predict", "single", args.clients, 1, texts, args.requests, args.seconds)
         )
@@ -208,7 +212,7 @@ def main() -> None:
         print(json.dumps([r.to_dict() for r in results]))
     else:
         mean_words = sum(len(t.split()) for t in texts) / len(texts)
-        name = args.url or f"sentiment serve --workers {args.workers}"
+        name = args.url or f"sentiment serve --workers {args.workers} --threads {args.threads or 'auto'}"
         print(f"server: {name}; {len(texts)} distinct texts of {mean_words:.0f} words on average")
         for r in results:
             print(r.line())

@@ -876,6 +876,15 @@ def serve(
         int,
         typer.Option("--max-bytes", metavar="BYTES", min=1, help="Largest request body (else 413)."),
     ] = 1_000_000,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            metavar="N",
+            min=0,
+            help="Prediction calls at once in each process (0: the cores divided by --workers).",
+        ),
+    ] = 0,
     debug: DebugOpt = False,
 ) -> None:
     """Serve the model over HTTP: POST /predict and /explain, GET /health and /model, a page at /.
@@ -891,7 +900,10 @@ def serve(
         raise SentimentError(
             f"serve needs FastAPI and uvicorn ({exc.name} is missing): pip install sentiment"
         ) from None
-    settings = serving.ServeSettings(str(resolve_model_dir(model)), max_texts, max_bytes)
+    from sentiment.parallel import cpu_count
+
+    threads = threads or max(cpu_count() // workers, 1)
+    settings = serving.ServeSettings(str(resolve_model_dir(model)), max_texts, max_bytes, threads)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"warning: listening on {host}: reachable from other machines, with no authentication", err=True
