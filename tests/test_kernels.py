@@ -56,7 +56,7 @@ def _check(encoder: TextEncoder, features: Features, wide: np.ndarray | None, te
         encoder, features.vectors_, features.weights_, features.pooling, wide
     )
     assert compiled is not None
-    x, wide_logits, known = compiled.features(encoder.spaced(texts))
+    x, wide_logits, known = compiled.features(texts)
     bags = encoder.encode(texts)  # the NumPy path
     assert np.array_equal(x, features.transform(bags))
     assert np.array_equal(known, encoder.known_words(bags))
@@ -162,3 +162,40 @@ def test_imdb_reviews_get_the_same_features() -> None:
     encoder.expect(len(texts))
     features, wide = _model(encoder, "nb", 1)
     _check(encoder, features, wide, texts)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        TokenizerSettings(),
+        TokenizerSettings(lowercase=False),
+        TokenizerSettings(strip_html=False),
+        TokenizerSettings(lowercase=False, strip_html=False, min_token_length=2),
+    ],
+    ids=str,
+)
+def test_ascii_texts_are_cleaned_as_the_tokenizer_cleans_them(settings: TokenizerSettings) -> None:
+    """``_clean`` (compiled) against ``spaced_utf8`` on 4,000 random ASCII texts full of markup, apostrophes,
+    ! and ?, entities and upper case: the same bytes. Texts holding & (entities) or beyond ASCII are handed
+    to the tokeniser, and come out the same too."""
+    from sentiment.tokenizer import spaced_utf8
+
+    rng = random.Random(5)
+    pieces = [*"abcXYZ019'!?<>;/ \n\t.-_\"", "<br />", "</i>", "it's", "'tis", "dogs'", "GOOD", "don't"]
+    pieces += ["&", " & ", "&1", "&;", "&&"]  # ampersands that html.unescape leaves alone
+    others = [*pieces, "&amp;", "&#39;", "&lt;b&gt;", "caf\u00e9", "\u2019"]
+    texts = ["".join(rng.choices(pieces, k=rng.randint(0, 60))) for _ in range(3000)] + HARD
+    texts += ["".join(rng.choices(others, k=rng.randint(0, 60))) for _ in range(1000)]
+    encoder = _encoder(settings, 1, texts[:200])
+    vectors = np.zeros((len(encoder.vocab), 4), np.float32)
+    compiled = kernels.CompiledEncoder.for_model(encoder, vectors, None, "mean", None)
+    assert compiled is not None
+    buffer, ends = compiled.cleaned(texts)
+    starts = np.concatenate([[0], ends[:-1]])
+    got = [buffer[a : b - 1].tobytes() for a, b in zip(starts, ends, strict=True)]
+    assert got == encoder.spaced(texts)  # spaced_utf8, or the words joined where it does not apply
+    assert got[:3000] == [spaced_utf8(t, settings) for t in texts[:3000]]
+    compiled_ones = sum(
+        t.isascii() and not (settings.strip_html and kernels._ENTITY.search(t)) for t in texts
+    )
+    assert compiled_ones > 1500 and compiled_ones < len(texts) - 500  # both paths ran

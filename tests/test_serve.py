@@ -171,11 +171,11 @@ def test_requests_waiting_together_are_predicted_in_one_call(trained_model: Path
 
     app = create_app(ServeSettings(str(trained_model)))
     calls: list[int] = []
-    real = Predictor.predict
+    real = Predictor.predict_proba
 
-    def counted(self: Predictor, texts, workers: int = 1):
+    def counted(self: Predictor, texts, batch_size: int = 512, workers: int = 1):
         calls.append(len(texts))
-        return real(self, texts, workers)
+        return real(self, texts, batch_size, workers)
 
     texts = [
         f"review {i}: a {'wonderful' if i % 2 else 'boring'} film, {'great' * (i % 3)}" for i in range(16)
@@ -187,7 +187,7 @@ def test_requests_waiting_together_are_predicted_in_one_call(trained_model: Path
             return await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Predictor, "predict", counted)
+        patch.setattr(Predictor, "predict_proba", counted)
         responses = asyncio.run(send_all())
     assert sum(calls) == 16 and len(calls) < 16  # batched
     single = Predictor.load(trained_model)
@@ -195,14 +195,67 @@ def test_requests_waiting_together_are_predicted_in_one_call(trained_model: Path
         assert response.status_code == 200
         assert response.json() == {"predictions": [single.predict([text])[0].to_dict()]}
 
-    def broken(self: Predictor, texts, workers: int = 1):
+    def broken(self: Predictor, texts, batch_size: int = 512, workers: int = 1):
         raise RuntimeError("boom")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Predictor, "predict", broken)
+        patch.setattr(Predictor, "predict_proba", broken)
         failed = asyncio.run(send_all())
     assert {r.status_code for r in failed} == {500}
     assert all(r.json() == {"error": "internal error: RuntimeError"} for r in failed)
+
+
+def test_large_calls_run_in_threads_and_answer_as_one_call_each(trained_model: Path) -> None:
+    """``threads`` 2: calls of 64 texts or more run in the thread pool, smaller ones in the event loop;
+    every request still gets exactly its own texts' predictions."""
+    import asyncio
+    import threading
+
+    import httpx
+
+    from sentiment.predictor import Predictor
+
+    app = create_app(ServeSettings(str(trained_model), threads=2))
+    where: list[tuple[int, str]] = []
+    real = Predictor.predict_proba
+
+    def recorded(self: Predictor, texts, batch_size: int = 512, workers: int = 1):
+        where.append((len(texts), threading.current_thread().name))
+        return real(self, texts, batch_size, workers)
+
+    batches = [
+        [f"review {b}.{i}: {'a wonderful' if (b + i) % 2 else 'a dull'} film" for i in range(100)]
+        for b in range(4)
+    ]
+    short = ["one short review, alone"]
+
+    async def send_all() -> tuple[list[httpx.Response], httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            many = await asyncio.gather(*(client.post("/predict", json={"texts": b}) for b in batches))
+            return many, await client.post("/predict", json={"texts": short})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Predictor, "predict_proba", recorded)
+        responses, alone = asyncio.run(send_all())
+    single = Predictor.load(trained_model)
+    for texts, response in zip([*batches, short], [*responses, alone], strict=True):
+        assert response.status_code == 200
+        assert response.json() == {"predictions": [p.to_dict() for p in single.predict(texts)]}
+    assert sum(n for n, _ in where) == 401
+    assert all(name.startswith("predict") for n, name in where if n >= 64)  # the pool's threads
+    assert where[-1] == (1, threading.main_thread().name)  # the event loop's
+
+
+def test_predict_dicts_are_the_predictions_json(trained_model: Path) -> None:
+    """The server's answer rows, made without ``Prediction`` objects, are ``predict --json``'s rows."""
+    from sentiment.predictor import Predictor
+
+    predictor = Predictor.load(trained_model)
+    texts = ["a wonderful, moving film", "dull and boring", "zzzz qqqq", "great"] * 5
+    expected = [p.to_dict() for p in predictor.predict(texts)]
+    assert predictor.predict_dicts(texts) == expected
+    assert any(row["no_known_words"] for row in expected) and len({row["label"] for row in expected}) == 2
 
 
 def test_a_missing_or_broken_model_refuses_to_start(cli, tmp_path: Path, trained_model: Path) -> None:

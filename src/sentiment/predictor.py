@@ -115,7 +115,7 @@ class Predictor:
                 self.encoder, features.vectors_, features.weights_, features.pooling, wide
             )
             if compiled is not None:
-                compiled.features(self.encoder.spaced(["warm up: compile, or load the compiled code"]))
+                compiled.features(["Warm up: <b>compile</b>, or load the compiled code! Isn't it?"])
             self._kernels = compiled
 
     def _predict(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +125,7 @@ class Predictor:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             if self._kernels and len(batch) >= VECTORISED_MIN_TEXTS:
-                x, wide_logits, k = self._kernels.features(self.encoder.spaced(batch))
+                x, wide_logits, k = self._kernels.features(batch)
                 z = self.mlp.logits_with(self.features.scale(x), wide_logits)
                 probs.append(self.mlp.probabilities(z))
                 known.append(k)
@@ -141,6 +141,29 @@ class Predictor:
     def predict(self, texts: Sequence[str], workers: int = 1) -> list[Prediction]:
         probs, known = self.predict_proba(texts, workers=workers)
         return self.decide(texts, probs, known)
+
+    def predict_dicts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """``[p.to_dict() for p in predict(texts)]`` (what ``predict --json`` prints and the server answers),
+        without making the ``Prediction`` objects for a binary model: a server answering 500 reviews spent a
+        tenth of its time there, holding the GIL."""
+        probs, known = self.predict_proba(texts)
+        if probs.ndim == 2 or self.multilabel:
+            return [p.to_dict() for p in self.decide(texts, probs, known)]
+        (first, second), threshold = self.labels, self.threshold
+        rows = []
+        for text, p, k in zip(texts, probs.tolist(), known.tolist(), strict=True):
+            rounded = round(p, 6)
+            rows.append(
+                {
+                    "text": text,
+                    "label": second if p >= threshold else first,
+                    "probability": rounded,
+                    "probabilities": {first: round(1 - p, 6), second: rounded},
+                    "known_words": k,
+                    "no_known_words": k == 0,
+                }
+            )
+        return rows
 
     def decide(self, texts: Sequence[str], probs: np.ndarray, known: np.ndarray) -> list[Prediction]:
         """Predictions from ``predict_proba``'s output (or probabilities computed elsewhere, in the same

@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect
 
 from sentiment import __version__
 from sentiment.explain import explain
-from sentiment.predictor import Prediction, Predictor
+from sentiment.predictor import Predictor
 from sentiment.text import NGRAM_TABLES_MIN_TEXTS
 
 # the environment carries the settings to uvicorn's worker processes, which import the app by name
@@ -149,7 +149,7 @@ async def _texts(request: Request, settings: ServeSettings) -> tuple[list[str], 
 # req/s, p99 42 vs 24 ms, with every call in a thread)
 THREAD_MIN_TEXTS = 64
 # a request's texts and the future its answer goes to
-Waiting = tuple[list[str], asyncio.Future[list[Prediction]]]
+Waiting = tuple[list[str], asyncio.Future[list[dict[str, Any]]]]
 
 
 class Batcher:
@@ -172,9 +172,10 @@ class Batcher:
         self.waiting: list[Waiting] = []
         self.executor = ThreadPoolExecutor(self.threads, "predict") if self.threads > 1 else None
 
-    async def predict(self, texts: list[str]) -> list[Prediction]:
+    async def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Each text's prediction as ``predict --json`` prints it (``Predictor.predict_dicts``)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Prediction]] = loop.create_future()
+        future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
         if not self.waiting and self.running < self.threads:
             loop.call_soon(self._start)  # after the requests the loop already has in hand
         self.waiting.append((texts, future))
@@ -187,15 +188,15 @@ class Batcher:
         texts = [text for batch, _ in waiting for text in batch]
         if self.executor is None or len(texts) < THREAD_MIN_TEXTS:
             try:
-                self._answer(waiting, self.predictor.predict(texts))
+                self._answer(waiting, self.predictor.predict_dicts(texts))
             except Exception as exc:  # each request answers it (a 500 naming the type)
                 self._fail(waiting, exc)
             return
         self.running += 1
-        call = asyncio.get_running_loop().run_in_executor(self.executor, self.predictor.predict, texts)
+        call = asyncio.get_running_loop().run_in_executor(self.executor, self.predictor.predict_dicts, texts)
         call.add_done_callback(lambda done: self._done(waiting, done))
 
-    def _done(self, waiting: list[Waiting], done: asyncio.Future[list[Prediction]]) -> None:
+    def _done(self, waiting: list[Waiting], done: asyncio.Future[list[dict[str, Any]]]) -> None:
         self.running -= 1
         if done.cancelled():  # the loop is closing
             self._fail(waiting, asyncio.CancelledError())
@@ -206,7 +207,7 @@ class Batcher:
         self._start()  # the requests that queued meanwhile
 
     @staticmethod
-    def _answer(waiting: list[Waiting], predictions: list[Prediction]) -> None:
+    def _answer(waiting: list[Waiting], predictions: list[dict[str, Any]]) -> None:
         start = 0
         for texts, future in waiting:
             if not future.done():  # a client that went away: its request was cancelled
@@ -288,7 +289,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         texts, label = await _texts(request, settings)
         if label is not None:
             raise BadRequest(422, "'label' goes with /explain")
-        return _json({"predictions": [p.to_dict() for p in await batcher.predict(texts)]})
+        return _json({"predictions": await batcher.predict(texts)})
 
     @app.post("/explain", openapi_extra=body_doc, summary="Predictions with each word's weight (occlusion)")
     async def explain_texts(request: Request) -> Response:
