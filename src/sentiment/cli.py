@@ -882,7 +882,7 @@ def serve(
             "--threads",
             metavar="N",
             min=0,
-            help="Prediction calls at once in each process (0: the cores divided by --workers).",
+            help="Prediction calls at once in each process (0: one per core).",
         ),
     ] = 0,
     debug: DebugOpt = False,
@@ -902,7 +902,9 @@ def serve(
         ) from None
     from sentiment.parallel import cpu_count
 
-    threads = threads or max(cpu_count() // workers, 1)
+    # one per core in every process: however the connections spread over the processes, each can use every
+    # core (with --workers 2 on 2 cores the kernel once put all 4 batch clients on one process)
+    threads = threads or cpu_count()
     settings = serving.ServeSettings(str(resolve_model_dir(model)), max_texts, max_bytes, threads)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(

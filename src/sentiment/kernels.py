@@ -1,20 +1,22 @@
-"""Compiled kernels (numba) for predicting many texts: word look-up, n-grams, pooling and the wide part in
-one pass per text, with the NumPy path's results bit for bit.
+"""Compiled kernels (numba) for predicting many texts: the tokeniser's cleaning of ASCII texts, word look-up,
+n-grams, pooling and the wide part, with the NumPy path's results bit for bit and without the GIL.
 
-The NumPy batch path (``wordlookup``, ``TextEncoder.encode_word_ids``, ``pooling``, ``wide``) does each step
-as array operations over the whole batch: about 100 us per IMDB review, most of it spent making, sorting and
-gathering intermediate arrays. Here one loop per text walks the cleaned UTF-8 bytes (``spaced_utf8``), finds
-each word in the same hash table, each n-gram in the same n-gram tables, and adds up the token vectors and
-wide weights as it goes, with no intermediate arrays.
+The NumPy batch path (``tokenizer.spaced_utf8``, ``wordlookup``, ``TextEncoder.encode_word_ids``,
+``pooling``, ``wide``) costs about 130 us per IMDB review, much of it in making, sorting and gathering
+intermediate arrays, and the Python part holds the GIL. Here the texts' bytes are cleaned (``_clean``),
+split and looked up in the same hash table (``_word_ids``), their n-grams found in the same n-gram tables
+(``_ngram_ids``), and each text's token vectors and wide weights added up in one loop (``_features``) that
+asks for the rows of the token 8 places ahead (``_prefetch``): the rows are random reads from a table of tens
+of MB. About 60-70 us per review in all; the kernels release the GIL, so a server's threads share the cores.
 
 The same numbers, not only nearly: the float32 sums add the same values in the order NumPy does (the sparse
 product's one-after-another sums, ``np.add.reduceat``'s pairwise sum), and the wide part's float64 sum of
 float32 weights is exact in any order unless one text's weights span more than about 2**29 in size.
 ``tests/test_kernels.py`` checks equality, bit for bit.
 
-numba is imported only here, and this module only for a batch of texts (``sentiment.predictor``): a
-``predict`` of one text or ``--help`` never pays its import (0.5 s). Compiled code is cached on disk
-(``cache=True``) so only the first run compiles (a few seconds). Without numba everything works through NumPy.
+numba is imported only here, and this module only for many texts (``Predictor.expect``): a ``predict`` of
+one text or ``--help`` never pays its import (0.5 s). Compiled code is cached on disk (``cache=True``), so
+only the first run compiles (about 10 s). Without numba, or with ``SENTIMENT_KERNELS=0``, NumPy does it all.
 """
 
 from __future__ import annotations
