@@ -199,3 +199,24 @@ def test_ascii_texts_are_cleaned_as_the_tokenizer_cleans_them(settings: Tokenize
         t.isascii() and not (settings.strip_html and kernels._ENTITY.search(t)) for t in texts
     )
     assert compiled_ones > 1500 and compiled_ones < len(texts) - 500  # both paths ran
+
+
+def test_without_a_writable_cache_the_kernels_still_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba refuses ``cache=True`` when neither the package's folder nor the user's cache folder can be
+    written (a read-only install): the kernels are then compiled on each run instead of failing."""
+    import numba
+
+    real = numba.njit
+
+    def no_cache_place(*args, **options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", no_cache_place)
+
+    def double(x):
+        return 2 * x
+
+    compiled = kernels._jit(double)
+    assert compiled(21) == 42 and not compiled._cache.__class__.__name__.startswith("FunctionCache")

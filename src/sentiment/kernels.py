@@ -47,7 +47,12 @@ def enabled() -> bool:
 
 
 def _jit(fn):
-    return numba.njit(cache=True, nogil=True)(fn) if numba is not None else fn
+    if numba is None:
+        return fn
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # no writable place for numba's cache (read-only install and home): compile each run
+        return numba.njit(nogil=True)(fn)
 
 
 PREFETCH_AHEAD = 8  # tokens: pooling asks for the rows of the token 8 places on (measured: 34-42 -> 20 us)
