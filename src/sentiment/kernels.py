@@ -341,6 +341,14 @@ def _pairwise(a, lo, n):
 
 
 @_jit
+def _prefetch_rows(flat_vectors, flat_side, row, dim, width):
+    """Ask for a token's vector (every 64-byte line of it: 16 float32) and its ``side`` row."""
+    _prefetch(flat_side, row * width)
+    for k in range(0, dim, 16):
+        _prefetch(flat_vectors, row * dim + k)
+
+
+@_jit
 def _features(word_ids, counts, ngram_ids, vectors, flat_vectors, side, flat_side, weighted, has_wide):
     """Per text: the pooled row (float32; ``pooling._pool_chunk``), the wide logits (float64;
     ``wide.logits``) and the number of known words, from every position's word id and n-gram ids (one row
@@ -385,16 +393,11 @@ def _features(word_ids, counts, ngram_ids, vectors, flat_vectors, side, flat_sid
         for k in range(dim):
             total_sum[k] = 0.0
         for j in range(min(PREFETCH_AHEAD, m)):
-            _prefetch(flat_side, bag[j] * width)
-            for k in range(0, dim, 16):  # 16 float32: a 64-byte cache line
-                _prefetch(flat_vectors, bag[j] * dim + k)
+            _prefetch_rows(flat_vectors, flat_side, bag[j], dim, width)
         if weighted:
             for j in range(m):
                 if j + PREFETCH_AHEAD < m:
-                    ahead = bag[j + PREFETCH_AHEAD]
-                    _prefetch(flat_side, ahead * width)
-                    for k in range(0, dim, 16):
-                        _prefetch(flat_vectors, ahead * dim + k)
+                    _prefetch_rows(flat_vectors, flat_side, bag[j + PREFETCH_AHEAD], dim, width)
                 row = bag[j]
                 wj = side[row, 0]
                 w[j] = wj
@@ -407,10 +410,7 @@ def _features(word_ids, counts, ngram_ids, vectors, flat_vectors, side, flat_sid
         else:
             for j in range(m):
                 if j + PREFETCH_AHEAD < m:
-                    ahead = bag[j + PREFETCH_AHEAD]
-                    _prefetch(flat_side, ahead * width)
-                    for k in range(0, dim, 16):
-                        _prefetch(flat_vectors, ahead * dim + k)
+                    _prefetch_rows(flat_vectors, flat_side, bag[j + PREFETCH_AHEAD], dim, width)
                 row = bag[j]
                 for k in range(dim):
                     total_sum[k] += vectors[row, k]
