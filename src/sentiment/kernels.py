@@ -7,7 +7,8 @@ intermediate arrays, and the Python part holds the GIL. Here the texts' bytes ar
 split and looked up in the same hash table (``_word_ids``), their n-grams found in the same n-gram tables
 (``_ngram_ids``), and each text's token vectors and wide weights added up in one loop (``_features``) that
 asks for the rows of the token 8 places ahead (``_prefetch``): the rows are random reads from a table of tens
-of MB. About 60-70 us per review in all; the kernels release the GIL, so a server's threads share the cores.
+of MB. About 50-70 us per review in all (``scripts/benchmark_kernels.py``); the GIL is released, so a
+server's threads share the cores.
 
 The same numbers, not only nearly: the float32 sums add the same values in the order NumPy does (the sparse
 product's one-after-another sums, ``np.add.reduceat``'s pairwise sum), and the wide part's float64 sum of

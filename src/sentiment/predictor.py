@@ -17,7 +17,7 @@ import numpy as np
 
 from sentiment import modeldir
 from sentiment.parallel import PARALLEL_MIN_TEXTS, can_fork, cpu_count, fork_map, split_ranges
-from sentiment.text import TokenBags
+from sentiment.text import VECTORISED_MIN_TEXTS, TokenBags
 
 if TYPE_CHECKING:
     from sentiment.kernels import CompiledEncoder
@@ -119,8 +119,6 @@ class Predictor:
             self._kernels = compiled
 
     def _predict(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        from sentiment.text import VECTORISED_MIN_TEXTS
-
         probs, known = [], []
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
