@@ -30,6 +30,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment.pooling import WEIGHTED_POOLINGS
+from sentiment.tokenizer import _ASCII_KEEP
+from sentiment.wordlookup import _MIX, _SPACE
+
 if TYPE_CHECKING:
     from sentiment.text import TextEncoder
 
@@ -38,7 +42,7 @@ try:
 except ImportError:  # an optional speed-up: the NumPy path gives the same results
     numba = None
 
-POOL_CODES = {"mean": 0, "tfidf": 1, "sif": 1, "nb": 1}  # 1: weighted mean; mean_max stays on NumPy
+POOLINGS = ("mean", *WEIGHTED_POOLINGS)  # the poolings the kernels cover: mean_max stays on NumPy
 LONG = -2  # a token longer than the hash table's 16 bytes: looked up in the vocabulary's dict by the caller
 
 
@@ -56,7 +60,8 @@ def _jit(fn):
         return numba.njit(nogil=True)(fn)
 
 
-PREFETCH_AHEAD = 8  # tokens: pooling asks for the rows of the token 8 places on (measured: 34-42 -> 20 us)
+# tokens: pooling asks for the rows of the token 8 places on (IMDB reviews' pooling: 25-30 -> 17-20 us)
+PREFETCH_AHEAD = 8
 
 
 def _make_prefetch():
@@ -105,17 +110,17 @@ def _token_key(first, second):
 @_jit
 def _slot(key, bits):
     # IntTable._slots: Fibonacci hashing of the key's bits
-    return np.int64((np.uint64(key) * _U(0x9E3779B97F4A7C15)) >> _U(64 - bits))
+    return np.int64((np.uint64(key) * _MIX) >> _U(64 - bits))
 
 
-# tokenizer._BYTE_TABLE's kept ASCII bytes: letters, digits, ' ! ?
+# the tokeniser's kept ASCII bytes (letters, digits, ' ! ?), and of those the word bytes
 _KEEP = np.zeros(256, dtype=np.bool_)
-_KEEP[[ord(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'!?"]] = True
+_KEEP[[ord(c) for c in _ASCII_KEEP]] = True
+_WORD = _KEEP.copy()
+_WORD[[ord(c) for c in "'!?"]] = False
 # where html.unescape may change a text: an & before a letter or # (entity names start with a letter; an &
 # before anything else stays, checked over every character)
 _ENTITY = re.compile(r"&[A-Za-z#]")
-_WORD = np.zeros(256, dtype=np.bool_)
-_WORD[[ord(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"]] = True
 
 
 @_jit
@@ -395,26 +400,20 @@ def _features(word_ids, counts, ngram_ids, vectors, flat_vectors, side, flat_sid
             total_sum[k] = 0.0
         for j in range(min(PREFETCH_AHEAD, m)):
             _prefetch_rows(flat_vectors, flat_side, bag[j], dim, width)
+        for j in range(m):
+            if j + PREFETCH_AHEAD < m:
+                _prefetch_rows(flat_vectors, flat_side, bag[j + PREFETCH_AHEAD], dim, width)
+            row = bag[j]
+            wj = side[row, 0]  # 1.0 without weights: the sparse product's data then, and 1 * x is x exactly
+            w[j] = wj
+            for k in range(dim):
+                total_sum[k] += wj * vectors[row, k]
         if weighted:
-            for j in range(m):
-                if j + PREFETCH_AHEAD < m:
-                    _prefetch_rows(flat_vectors, flat_side, bag[j + PREFETCH_AHEAD], dim, width)
-                row = bag[j]
-                wj = side[row, 0]
-                w[j] = wj
-                for k in range(dim):
-                    total_sum[k] += wj * vectors[row, k]
             # np.add.reduceat: the first weight, plus the pairwise sum of the rest
             total = max(w[0] + _pairwise(w, 1, m - 1), np.float32(1e-12))
             for k in range(dim):
                 pooled[t, k] = total_sum[k] / total
         else:
-            for j in range(m):
-                if j + PREFETCH_AHEAD < m:
-                    _prefetch_rows(flat_vectors, flat_side, bag[j + PREFETCH_AHEAD], dim, width)
-                row = bag[j]
-                for k in range(dim):
-                    total_sum[k] += vectors[row, k]
             for k in range(dim):
                 pooled[t, k] = np.float32(np.float64(total_sum[k]) / np.float64(m))
         if has_wide:
@@ -436,6 +435,12 @@ def _features(word_ids, counts, ngram_ids, vectors, flat_vectors, side, flat_sid
                     for c in range(outputs):
                         wide_z[t, c] += np.float64(side[row, 1 + c])
     return pooled, wide_z, known
+
+
+def _joined(parts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The texts' bytes, each followed by a newline, as one array; and where each text's newline ends."""
+    buffer = np.frombuffer(b"\n".join(parts) + b"\n", dtype=np.uint8)
+    return buffer, np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1)
 
 
 @dataclass
@@ -462,13 +467,11 @@ class CompiledEncoder:
     ) -> CompiledEncoder | None:
         """None where the kernels do not cover the model (no numba, mean_max pooling, phrases or negation
         marking, n-gram keys that do not fit int64): the NumPy path predicts it."""
-        from sentiment.tokenizer import spaced_utf8
-
-        if numba is None or pooling not in POOL_CODES or encoder.phrases or encoder.settings.negation:
+        if numba is None or pooling not in POOLINGS or encoder.phrases or encoder.settings.negation:
             return None
         if vectors.dtype != np.float32 or (weights is not None and weights.dtype != np.float32):
             return None
-        if spaced_utf8("a", encoder.settings) is None or encoder._word_lookup is None:
+        if encoder._word_lookup is None:
             return None
         tables = encoder._ngram_tables if encoder.ngrams > 1 and encoder.n_words < len(encoder.vocab) else []
         if tables is None:
@@ -482,7 +485,7 @@ class CompiledEncoder:
         words[occupied, 1] = lookup.halves[0][table.values[occupied]].view(np.int64)
         words[occupied, 2] = lookup.halves[1][table.values[occupied]].view(np.int64)
         words[occupied, 3] = lookup.ids[table.values[occupied]]
-        weighted = POOL_CODES[pooling] == 1 and weights is not None
+        weighted = pooling in WEIGHTED_POOLINGS and weights is not None
         outputs = wide.shape[1] if wide is not None else 0
         side = np.ones((len(vectors), 1 + outputs), dtype=np.float32)
         if weighted:
@@ -502,13 +505,9 @@ class CompiledEncoder:
 
     def word_ids(self, spaced: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """``WordLookup.word_ids(spaced, min_length)``: every token's word id and each text's token count."""
-        buffer = np.frombuffer(b"\n".join(spaced) + b"\n", dtype=np.uint8)
-        ends = np.cumsum(np.fromiter(map(len, spaced), dtype=np.int64, count=len(spaced)) + 1)
-        return self._word_ids(buffer, ends)
+        return self._word_ids(*_joined(spaced))
 
     def _word_ids(self, buffer: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from sentiment.wordlookup import _SPACE
-
         min_length = self.encoder.settings.min_token_length
         ids, starts, lengths, counts = _word_ids(buffer, ends, _SPACE, min_length, self.words, self.word_bits)
         long = self.encoder._word_lookup.long
@@ -533,9 +532,7 @@ class CompiledEncoder:
                 raw[i] = True
             else:
                 parts.append(spaced([text])[0])
-        buffer = np.frombuffer(b"\n".join(parts) + b"\n", dtype=np.uint8)
-        ends = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1)
-        return _clean(buffer, ends, raw, settings.lowercase, settings.strip_html, _KEEP, _WORD)
+        return _clean(*_joined(parts), raw, settings.lowercase, settings.strip_html, _KEEP, _WORD)
 
     def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pooled rows, wide logits, known words) of raw texts."""
