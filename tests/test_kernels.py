@@ -174,31 +174,52 @@ def test_imdb_reviews_get_the_same_features() -> None:
     ],
     ids=str,
 )
-def test_ascii_texts_are_cleaned_as_the_tokenizer_cleans_them(settings: TokenizerSettings) -> None:
-    """``_clean`` (compiled) against ``spaced_utf8`` on 4,000 random ASCII texts full of markup, apostrophes,
-    ! and ?, entities and upper case: the same bytes. Texts holding & (entities) or beyond ASCII are handed
-    to the tokeniser, and come out the same too."""
+def test_texts_are_cleaned_as_the_tokenizer_cleans_them(settings: TokenizerSettings) -> None:
+    """``_clean`` (compiled) against ``spaced_utf8`` on 6,000 random texts full of markup, apostrophes, ! and
+    ?, entities, upper case, and characters beyond ASCII of every kind (letters that lower to more
+    characters, marks, spaces, CJK, emoji, lone surrogates, U+2019): the same bytes. Texts holding an entity,
+    and texts beyond ASCII when ``min_token_length`` > 1, are handed to the tokeniser and come out the same
+    too."""
     from sentiment.tokenizer import spaced_utf8
 
     rng = random.Random(5)
     pieces = [*"abcXYZ019'!?<>;/ \n\t.-_\"", "<br />", "</i>", "it's", "'tis", "dogs'", "GOOD", "don't"]
     pieces += ["&", " & ", "&1", "&;", "&&"]  # ampersands that html.unescape leaves alone
     others = [*pieces, "&amp;", "&#39;", "&lt;b&gt;", "caf\u00e9", "\u2019"]
+    unicode = [
+        *pieces,
+        *_pool(),
+        "\u2019",
+        "don\u2019t",
+        "\u0130STANBUL",
+        "STRA\u00dfE",
+        "<\u00e9>",
+        "'\u00e9'",
+    ]
     texts = ["".join(rng.choices(pieces, k=rng.randint(0, 60))) for _ in range(3000)] + HARD
+    texts += ["".join(rng.choices(unicode, k=rng.randint(0, 60))) for _ in range(2000)]
     texts += ["".join(rng.choices(others, k=rng.randint(0, 60))) for _ in range(1000)]
     encoder = _encoder(settings, 1, texts[:200])
     vectors = np.zeros((len(encoder.vocab), 4), np.float32)
     compiled = kernels.CompiledEncoder.for_model(encoder, vectors, None, "mean", None)
     assert compiled is not None
+    tokeniser_calls = []
+    spaced = encoder.spaced
+    encoder.spaced = lambda one: tokeniser_calls.append(one) or spaced(one)
     buffer, ends = compiled.cleaned(texts)
+    del encoder.spaced
     starts = np.concatenate([[0], ends[:-1]])
     got = [buffer[a : b - 1].tobytes() for a, b in zip(starts, ends, strict=True)]
     assert got == encoder.spaced(texts)  # spaced_utf8, or the words joined where it does not apply
-    assert got[:3000] == [spaced_utf8(t, settings) for t in texts[:3000]]
-    compiled_ones = sum(
-        t.isascii() and not (settings.strip_html and kernels._ENTITY.search(t)) for t in texts
+    cleanable = settings.min_token_length <= 1
+    if cleanable:
+        assert got == [spaced_utf8(t, settings) for t in texts]
+    entity = [settings.strip_html and kernels._ENTITY.search(t) is not None for t in texts]
+    handed = [e or (not t.isascii() and not cleanable) for t, e in zip(texts, entity, strict=True)]
+    assert len(tokeniser_calls) == sum(handed)
+    assert sum(not t.isascii() and not h for t, h in zip(texts, handed, strict=True)) > (
+        1500 if cleanable else -1
     )
-    assert compiled_ones > 1500 and compiled_ones < len(texts) - 500  # both paths ran
 
 
 def test_without_a_writable_cache_the_kernels_still_compile(monkeypatch: pytest.MonkeyPatch) -> None:

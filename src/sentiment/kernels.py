@@ -22,6 +22,7 @@ only the first run compiles (about 10 s). Without numba, or with ``SENTIMENT_KER
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -116,22 +117,40 @@ def _slot(key, bits):
 # the tokeniser's kept ASCII bytes (letters, digits, ' ! ?), and of those the word bytes
 _KEEP = np.zeros(256, dtype=np.bool_)
 _KEEP[[ord(c) for c in _ASCII_KEEP]] = True
+# _clean's first pass, one look-up per ASCII byte: the byte it becomes (lowered or not), or 0 where the
+# byte needs a look (a < may open a tag; a byte >= 128 starts a character beyond ASCII)
+_ASCII_MAP = np.where(_KEEP, np.arange(256), 32).astype(np.uint8)
+_ASCII_MAP[[60, *range(128, 256)]] = 0
+_ASCII_MAP_LOWER = _ASCII_MAP.copy()
+_ASCII_MAP_LOWER[65:91] += 32
 _WORD = _KEEP.copy()
 _WORD[[ord(c) for c in "'!?"]] = False
+_WORD[128:] = True  # the bytes of a character beyond ASCII that is kept (a letter or digit: see _alnum)
 # where html.unescape may change a text: an & before a letter or # (entity names start with a letter; an &
 # before anything else stays, checked over every character)
 _ENTITY = re.compile(r"&[A-Za-z#]")
 
 
+@functools.cache
+def _alnum() -> np.ndarray:
+    """``chr(c).isalnum()`` for every code point c (1.1 MB; NumPy's vectorised ``isalnum``, 40 ms): the
+    characters beyond ASCII that ``spaced_utf8`` keeps in words."""
+    return np.strings.isalnum(np.arange(0x110000, dtype=np.uint32).view("U1"))
+
+
 @_jit
-def _clean(buffer, ends, raw, lowercase, strip_html, keep, word):
-    """``tokenizer.spaced_utf8`` of ASCII texts (``split: regex``, no negation; texts with an entity, which
-    ``html.unescape`` would change, are not given here) without the GIL. Text i is ``buffer[ends[i - 1]:
-    ends[i] - 1]`` (a newline follows each); ``raw[i]`` False: bytes already cleaned, copied as they are.
+def _clean(buffer, ends, raw, ascii_map, strip_html, word, alnum):
+    """``tokenizer.spaced_utf8`` of texts as UTF-8 (``split: regex``, no negation; texts with an entity,
+    which ``html.unescape`` would change, are not given here) without the GIL. Text i is ``buffer[ends[i -
+    1]: ends[i] - 1]`` (a newline follows each); ``raw[i]`` False: bytes already cleaned, copied as they are.
+    Texts beyond ASCII come lowered already (``str.lower``: Unicode's lower case, which may change lengths).
 
     As ``spaced_utf8``: each ``<...>`` becomes a space (``<[^>]*>``: a ``<`` with a ``>`` after it, up to
-    the first), upper case is lowered, bytes other than letters, digits, ' ! ? become spaces, ! and ? are
-    spaced apart, and an apostrophe without a letter or digit on both sides becomes a space."""
+    the first), upper case is lowered, ASCII bytes other than letters, digits, ' ! ? become spaces, a
+    character beyond ASCII stays if ``str.isalnum`` (``alnum``, by code point) and is otherwise one space,
+    except U+2019 (a right single quote), which is an apostrophe; ! and ? are spaced apart, and an
+    apostrophe without a letter or digit (or a byte of a kept character beyond ASCII) on both sides becomes
+    a space."""
     out = np.empty(3 * len(buffer) + 1, dtype=np.uint8)
     mid = np.empty(len(buffer) + 1, dtype=np.uint8)
     out_ends = np.empty(len(ends), dtype=np.int64)
@@ -152,18 +171,40 @@ def _clean(buffer, ends, raw, lowercase, strip_html, keep, word):
             m, i = 0, start
             while i < end:  # 1. tags out, lower case, unkept bytes to spaces
                 c = buffer[i]
-                if c == 60 and i < last_close:  # < with a > after it: the tag is one space
-                    while buffer[i] != 62:
-                        i += 1
+                mapped = ascii_map[c]
+                if mapped:  # most bytes
+                    mid[m] = mapped
+                    m += 1
+                    i += 1
+                    continue
+                if c == 60:
+                    if i < last_close:  # < with a > after it: the tag is one space
+                        while buffer[i] != 62:
+                            i += 1
                     mid[m] = 32
                     m += 1
                     i += 1
                     continue
-                if lowercase and 65 <= c <= 90:
-                    c += 32
-                mid[m] = c if keep[c] else 32
-                m += 1
-                i += 1
+                if c >= 128:  # a character beyond ASCII: its code point decides (UTF-8 is valid here)
+                    if c >= 240:
+                        size, point = 4, np.int64(c & 7)
+                    elif c >= 224:
+                        size, point = 3, np.int64(c & 15)
+                    else:
+                        size, point = 2, np.int64(c & 31)
+                    for k in range(1, size):
+                        point = (point << 6) | (buffer[i + k] & 63)
+                    if point == 0x2019:
+                        mid[m] = 39
+                        m += 1
+                    elif alnum[point]:
+                        for k in range(size):
+                            mid[m + k] = buffer[i + k]
+                        m += size
+                    else:
+                        mid[m] = 32
+                        m += 1
+                    i += size
             for j in range(m):  # 2. ! and ? spaced apart, loose apostrophes to spaces
                 c = mid[j]
                 if c == 33 or c == 63:
@@ -516,23 +557,30 @@ class CompiledEncoder:
         return ids, counts
 
     def cleaned(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The texts' ``spaced_utf8`` bytes, each followed by a newline, and where each ends. ASCII texts
-        (most) are cleaned by ``_clean``, which releases the GIL; the others by the tokeniser, one by one."""
+        """The texts' ``spaced_utf8`` bytes, each followed by a newline, and where each ends. ``_clean``
+        cleans them without the GIL; the tokeniser, one by one, only those with an HTML entity, and those
+        beyond ASCII when ``min_token_length`` > 1 (counted in characters, not bytes)."""
         settings, spaced = self.encoder.settings, self.encoder.spaced
         compiled = settings.split == "regex"  # (negation and phrases never reach here: ``for_model``)
+        lower, beyond_ascii = settings.lowercase, settings.min_token_length <= 1
         parts, raw = [], np.zeros(len(texts), dtype=np.bool_)
         for i, text in enumerate(texts):
             if (
                 compiled
                 and isinstance(text, str)
-                and text.isascii()
                 and not (settings.strip_html and "&" in text and _ENTITY.search(text))
             ):
-                parts.append(text.encode("ascii"))
-                raw[i] = True
-            else:
-                parts.append(spaced([text])[0])
-        return _clean(*_joined(parts), raw, settings.lowercase, settings.strip_html, _KEEP, _WORD)
+                if text.isascii():
+                    parts.append(text.encode("ascii"))
+                    raw[i] = True
+                    continue
+                if beyond_ascii:  # Unicode's lower case here; lowering before the tags go is the same
+                    parts.append((text.lower() if lower else text).encode("utf-8", "surrogatepass"))
+                    raw[i] = True
+                    continue
+            parts.append(spaced([text])[0])
+        ascii_map = _ASCII_MAP_LOWER if lower else _ASCII_MAP
+        return _clean(*_joined(parts), raw, ascii_map, settings.strip_html, _WORD, _alnum())
 
     def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pooled rows, wide logits, known words) of raw texts."""
