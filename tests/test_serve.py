@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -366,3 +367,26 @@ def test_load_script_reports_throughput_and_latency(trained_model: Path) -> None
     assert single["phase"] == "single" and single["requests"] == 200 and single["failed"] == 0
     assert batch["texts"] == 200 and batch["failed"] == 0
     assert 0 < single["p50_ms"] <= single["p99_ms"] and single["requests_per_s"] > 0
+
+
+def test_rounded_is_pythons_round() -> None:
+    """``predictor.rounded`` (NumPy) gives ``round(v, 6)``'s floats, including values at and next to a half
+    in the sixth place, where rounding the scaled product could go the other way, and huge ones."""
+    from sentiment.predictor import rounded
+
+    rng = np.random.default_rng(0)
+    halves = (np.arange(200_000) + 0.5) / 1e6
+    values = np.concatenate(
+        [
+            rng.random(200_000),
+            halves,
+            np.nextafter(halves, 1),
+            np.nextafter(halves, 0),
+            [0.0, 1.0, 0.5, 5e-7, 1.5e-6, 0.9999995, 1 - 1e-17, 1e300, -2.5e-6, np.inf, -np.inf],
+        ]
+    )
+    for v in (values, 1.0 - values):
+        got, want = rounded(v), [round(x, 6) for x in v.tolist()]
+        assert got == want
+        assert [np.float64(x).tobytes() for x in got] == [np.float64(x).tobytes() for x in want]  # -0.0
+    assert rounded(np.array([0.1234565, 0.5])) == [round(0.1234565, 6), 0.5]

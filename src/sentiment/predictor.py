@@ -56,6 +56,28 @@ class Prediction:
         return out
 
 
+def rounded(values: np.ndarray, digits: int = 6) -> list[float]:
+    """``[round(v, digits) for v in values]``, the same floats, at NumPy speed: Python's ``round`` of a float
+    takes a decimal conversion each (about 0.9 us; a server's answer to 500 texts had 1,000 of them).
+
+    ``rint(v * 10**digits) / 10**digits`` rounds the product, which is off from the exact one by at most
+    half a unit in its last place; only where that product lies that close to a half does the rounding of
+    the two differ, and those few values (and any that are not finite) go to ``round``. Dividing the
+    integer by the exact power of ten gives the float nearest to the decimal, as ``round`` does."""
+    values = np.asarray(values, dtype=np.float64)
+    scale = 10.0**digits
+    scaled = values * scale
+    whole = np.rint(scaled)
+    out = (whole / scale).tolist()
+    # the product's error is at most 2**-53 * |scaled|: a margin of 1e-9 * |scaled| is ample, and sends huge
+    # values (where every float is whole) to round too
+    with np.errstate(invalid="ignore"):  # inf - inf: not finite, so doubtful
+        doubtful = ~(np.abs(scaled - np.floor(scaled) - 0.5) > 1e-9 * np.maximum(np.abs(scaled), 1.0))
+    for i in np.flatnonzero(doubtful):
+        out[i] = round(float(values[i]), digits)
+    return out
+
+
 class Predictor:
     """A loaded model: ``Predictor.load(dir).predict(["great film"])``. Holds no state beyond the model."""
 
@@ -148,15 +170,17 @@ class Predictor:
         if probs.ndim == 2 or self.multilabel:
             return [p.to_dict() for p in self.decide(texts, probs, known)]
         (first, second), threshold = self.labels, self.threshold
+        probs = np.asarray(probs, dtype=np.float64)
         rows = []
-        for text, p, k in zip(texts, probs.tolist(), known.tolist(), strict=True):
-            rounded = round(p, 6)
+        for text, p, up, down, k in zip(
+            texts, probs.tolist(), rounded(probs), rounded(1.0 - probs), known.tolist(), strict=True
+        ):
             rows.append(
                 {
                     "text": text,
                     "label": second if p >= threshold else first,
-                    "probability": rounded,
-                    "probabilities": {first: round(1 - p, 6), second: rounded},
+                    "probability": up,
+                    "probabilities": {first: down, second: up},
                     "known_words": k,
                     "no_known_words": k == 0,
                 }
