@@ -389,4 +389,4 @@ def test_rounded_is_pythons_round() -> None:
         got, want = rounded(v), [round(x, 6) for x in v.tolist()]
         assert got == want
         assert [np.float64(x).tobytes() for x in got] == [np.float64(x).tobytes() for x in want]  # -0.0
-    assert rounded(np.array([0.1234565, 0.5])) == [round(0.1234565, 6), 0.5]
+    assert rounded(np.array([0.1234565, 0.5])) == [round(0.1234565, 6), 0.5]  # few: round itself

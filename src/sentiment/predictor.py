@@ -65,6 +65,8 @@ def rounded(values: np.ndarray, digits: int = 6) -> list[float]:
     the two differ, and those few values (and any that are not finite) go to ``round``. Dividing the
     integer by the exact power of ten gives the float nearest to the decimal, as ``round`` does."""
     values = np.asarray(values, dtype=np.float64)
+    if len(values) < 16:  # NumPy's calls cost more than they save
+        return [round(v, digits) for v in values.tolist()]
     scale = 10.0**digits
     scaled = values * scale
     whole = np.rint(scaled)
