@@ -196,6 +196,18 @@ def test_texts_are_cleaned_as_the_tokenizer_cleans_them(settings: TokenizerSetti
         "<\u00e9>",
         "'\u00e9'",
     ]
+    # lower cases one by one in the kernel: longer in UTF-8 (U+023A, U+023E), ASCII (the Kelvin sign),
+    # beyond the BMP (Deseret), capital sharp s; and the capital sigma, lowered by its place in a word
+    unicode += [
+        "\u023a",
+        "\u023e",
+        "\u212a",
+        "\U00010400",
+        "\u1e9e",
+        "\u00c9T\u00c9",
+        "\u03a3",
+        "\u039f\u03a3 ",
+    ]
     texts = ["".join(rng.choices(pieces, k=rng.randint(0, 60))) for _ in range(3000)] + HARD
     texts += ["".join(rng.choices(unicode, k=rng.randint(0, 60))) for _ in range(2000)]
     texts += ["".join(rng.choices(others, k=rng.randint(0, 60))) for _ in range(1000)]
@@ -220,6 +232,25 @@ def test_texts_are_cleaned_as_the_tokenizer_cleans_them(settings: TokenizerSetti
     assert sum(not t.isascii() and not h for t, h in zip(texts, handed, strict=True)) > (
         1500 if cleanable else -1
     )
+
+
+def test_the_kernels_lower_case_and_letters_are_pythons() -> None:
+    """``_lower`` and ``_alnum`` are ``str.lower`` and ``str.isalnum`` for every code point: the one
+    character whose lower case is longer (U+0130) is one _clean leaves to ``str.lower``, and no character
+    from ``CASED_BELOW`` on has a lower case of its own."""
+    lower, alnum = kernels._lower(), kernels._alnum()
+    longer = []
+    for c in range(0x110000):
+        char = chr(c)
+        low = char.lower()
+        if len(low) != 1:
+            longer.append(char)
+        elif c < kernels.CASED_BELOW:
+            assert lower[c] == ord(low), hex(c)
+        else:
+            assert low == char, hex(c)
+        assert alnum[c] == char.isalnum(), hex(c)
+    assert longer == ["\u0130"] and "\u0130" in kernels._LOWERED_IN_CONTEXT
 
 
 def test_without_a_writable_cache_the_kernels_still_compile(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,6 +131,23 @@ _WORD[128:] = True  # the bytes of a character beyond ASCII that is kept (a lett
 _ENTITY = re.compile(r"&[A-Za-z#]")
 
 
+# No character from here on has a lower case other than itself (tested against str.lower)
+CASED_BELOW = 0x20000
+# Characters str.lower lowers otherwise than one by one: U+0130 (to two characters) and the capital sigma
+# (to a final sigma at the end of a word); texts holding them are lowered by str.lower before _clean
+_LOWERED_IN_CONTEXT = ("\u0130", "\u03a3")
+
+
+@functools.cache
+def _lower() -> np.ndarray:
+    """``ord(chr(c).lower())`` for every code point c below ``CASED_BELOW`` (0.5 MB, 70 ms), U+0130 aside:
+    the lower case of characters beyond ASCII in ``_clean`` (``str.lower`` took 21 us per IMDB review
+    beyond ASCII, holding the GIL)."""
+    return (
+        np.strings.lower(np.arange(CASED_BELOW, dtype=np.uint32).view("U1")).view(np.uint32).astype(np.int32)
+    )
+
+
 @functools.cache
 def _alnum() -> np.ndarray:
     """``chr(c).isalnum()`` for every code point c (1.1 MB; NumPy's vectorised ``isalnum``, 40 ms): the
@@ -139,25 +156,30 @@ def _alnum() -> np.ndarray:
 
 
 @_jit
-def _clean(buffer, ends, raw, ascii_map, strip_html, word, alnum):
+def _clean(buffer, ends, kind, ascii_map, strip_html, word, alnum, lower):
     """``tokenizer.spaced_utf8`` of texts as UTF-8 (``split: regex``, no negation; texts with an entity,
     which ``html.unescape`` would change, are not given here) without the GIL. Text i is ``buffer[ends[i -
-    1]: ends[i] - 1]`` (a newline follows each); ``raw[i]`` False: bytes already cleaned, copied as they are.
-    Texts beyond ASCII come lowered already (``str.lower``: Unicode's lower case, which may change lengths).
+    1]: ends[i] - 1]`` (a newline follows each). ``kind[i]``: 0, bytes already cleaned, copied as they are;
+    1, a text to clean whose characters beyond ASCII are lowered here, by ``lower`` (``_lower``); 2, a text
+    to clean that comes lowered already, or is not to be lowered.
 
     As ``spaced_utf8``: each ``<...>`` becomes a space (``<[^>]*>``: a ``<`` with a ``>`` after it, up to
-    the first), upper case is lowered, ASCII bytes other than letters, digits, ' ! ? become spaces, a
-    character beyond ASCII stays if ``str.isalnum`` (``alnum``, by code point) and is otherwise one space,
+    the first), upper case is lowered (``ascii_map``, ``lower``), ASCII bytes other than letters, digits,
+    ' ! ? become spaces, a character beyond ASCII stays if ``str.isalnum`` (``alnum``, by code point) and
+    is otherwise one space,
     except U+2019 (a right single quote), which is an apostrophe; ! and ? are spaced apart, and an
     apostrophe without a letter or digit (or a byte of a kept character beyond ASCII) on both sides becomes
     a space."""
-    out = np.empty(3 * len(buffer) + 1, dtype=np.uint8)
-    mid = np.empty(len(buffer) + 1, dtype=np.uint8)
+    out = np.empty(3 * (len(buffer) * 3 // 2 + 1), dtype=np.uint8)
+    mid = np.empty(
+        len(buffer) * 3 // 2 + 1, dtype=np.uint8
+    )  # two characters' lower case takes 3 bytes, not 2
+    cased = len(lower)
     out_ends = np.empty(len(ends), dtype=np.int64)
     n, start = 0, 0
     for t in range(len(ends)):
         end = ends[t] - 1
-        if not raw[t]:
+        if kind[t] == 0:
             for i in range(start, end):
                 out[n] = buffer[i]
                 n += 1
@@ -194,13 +216,30 @@ def _clean(buffer, ends, raw, ascii_map, strip_html, word, alnum):
                         size, point = 2, np.int64(c & 31)
                     for k in range(1, size):
                         point = (point << 6) | (buffer[i + k] & 63)
-                    if point == 0x2019:
+                    if kind[t] == 1 and point < cased:
+                        point = lower[point]
+                    if point < 128:  # the Kelvin sign's lower case is k
+                        mid[m] = max(ascii_map[point], 32)
+                        m += 1
+                    elif point == 0x2019:
                         mid[m] = 39
                         m += 1
-                    elif alnum[point]:
-                        for k in range(size):
-                            mid[m + k] = buffer[i + k]
-                        m += size
+                    elif alnum[point]:  # the lowered character's UTF-8
+                        if point < 0x800:
+                            mid[m] = 0xC0 | (point >> 6)
+                            mid[m + 1] = 0x80 | (point & 63)
+                            m += 2
+                        elif point < 0x10000:
+                            mid[m] = 0xE0 | (point >> 12)
+                            mid[m + 1] = 0x80 | ((point >> 6) & 63)
+                            mid[m + 2] = 0x80 | (point & 63)
+                            m += 3
+                        else:
+                            mid[m] = 0xF0 | (point >> 18)
+                            mid[m + 1] = 0x80 | ((point >> 12) & 63)
+                            mid[m + 2] = 0x80 | ((point >> 6) & 63)
+                            mid[m + 3] = 0x80 | (point & 63)
+                            m += 4
                     else:
                         mid[m] = 32
                         m += 1
@@ -576,7 +615,7 @@ class CompiledEncoder:
         settings, spaced = self.encoder.settings, self.encoder.spaced
         compiled = settings.split == "regex"  # (negation and phrases never reach here: ``for_model``)
         lower, beyond_ascii = settings.lowercase, settings.min_token_length <= 1
-        parts, raw = [], np.zeros(len(texts), dtype=np.bool_)
+        parts, kind = [], np.zeros(len(texts), dtype=np.int8)
         for i, text in enumerate(texts):
             if (
                 compiled
@@ -585,15 +624,19 @@ class CompiledEncoder:
             ):
                 if text.isascii():
                     parts.append(text.encode("ascii"))
-                    raw[i] = True
+                    kind[i] = 1
                     continue
-                if beyond_ascii:  # Unicode's lower case here; lowering before the tags go is the same
-                    parts.append((text.lower() if lower else text).encode("utf-8", "surrogatepass"))
-                    raw[i] = True
+                if beyond_ascii:
+                    if lower and any(c in text for c in _LOWERED_IN_CONTEXT):
+                        text = text.lower()  # lowering before the tags go is the same
+                        kind[i] = 2
+                    else:
+                        kind[i] = 1 if lower else 2
+                    parts.append(text.encode("utf-8", "surrogatepass"))
                     continue
             parts.append(spaced([text])[0])
         ascii_map = _ASCII_MAP_LOWER if lower else _ASCII_MAP
-        return _clean(*_joined(parts), raw, ascii_map, settings.strip_html, _WORD, _alnum())
+        return _clean(*_joined(parts), kind, ascii_map, settings.strip_html, _WORD, _alnum(), _lower())
 
     def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pooled rows, wide logits, known words) of raw texts."""
