@@ -137,6 +137,18 @@ def test_a_predictor_predicts_the_same_with_and_without_kernels(
     assert np.array_equal(fast[0], reference[0]) and np.array_equal(fast[1], reference[1])
     head = texts[:50]
     assert [p.to_dict() for p in compiled.predict(head)] == [p.to_dict() for p in plain.predict(head)]
+    # a few texts too (a server's single-text requests): the kernels take them, and they answer as the
+    # NumPy path's text-by-text route does
+    calls = []
+    features = compiled._kernels.features
+    monkeypatch.setattr(
+        compiled._kernels, "features", lambda batch: calls.append(len(batch)) or features(batch)
+    )
+    for few in ([texts[0]], texts[1:4]):
+        got, want = compiled.predict_proba(few), plain.predict_proba(few)
+        assert np.allclose(got[0], want[0], rtol=0, atol=1e-12) and np.array_equal(got[1], want[1])
+        assert compiled.predict_dicts(few) == [p.to_dict() for p in plain.predict(few)]
+    assert calls == [1, 1, 3, 3]
 
 
 def test_imdb_reviews_get_the_same_features() -> None:

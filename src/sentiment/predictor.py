@@ -17,7 +17,7 @@ import numpy as np
 
 from sentiment import modeldir
 from sentiment.parallel import PARALLEL_MIN_TEXTS, can_fork, cpu_count, fork_map, split_ranges
-from sentiment.text import VECTORISED_MIN_TEXTS, TokenBags
+from sentiment.text import TokenBags
 
 if TYPE_CHECKING:
     from sentiment.kernels import CompiledEncoder
@@ -146,7 +146,7 @@ class Predictor:
         probs, known = [], []
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
-            if self._kernels and len(batch) >= VECTORISED_MIN_TEXTS:
+            if self._kernels:  # at any size: one review 264 us against 872 us, five words 119 against 385
                 x, wide_logits, k = self._kernels.features(batch)
                 z = self.mlp.logits_with(self.features.scale(x), wide_logits)
                 probs.append(self.mlp.probabilities(z))
