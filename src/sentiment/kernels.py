@@ -1,14 +1,14 @@
-"""Compiled kernels (numba) for predicting many texts: the tokeniser's cleaning of ASCII texts, word look-up,
-n-grams, pooling and the wide part, with the NumPy path's results bit for bit and without the GIL.
+"""Compiled kernels (numba) for predicting many texts: the tokeniser's cleaning, word look-up, n-grams,
+pooling and the wide part, with the NumPy path's results bit for bit and without the GIL.
 
 The NumPy batch path (``tokenizer.spaced_utf8``, ``wordlookup``, ``TextEncoder.encode_word_ids``,
 ``pooling``, ``wide``) costs about 130 us per IMDB review, much of it in making, sorting and gathering
-intermediate arrays, and the Python part holds the GIL. Here the texts' bytes are cleaned (``_clean``),
+intermediate arrays, and the Python part holds the GIL. Here the texts' UTF-8 is cleaned (``_clean``),
 split and looked up in the same hash table (``_word_ids``), their n-grams found in the same n-gram tables
 (``_ngram_ids``), and each text's token vectors and wide weights added up in one loop (``_features``) that
 asks for the rows of the token 8 places ahead (``_prefetch``): the rows are random reads from a table of tens
-of MB. About 50-70 us per review in all (``scripts/benchmark_kernels.py``); the GIL is released, so a
-server's threads share the cores.
+of MB, each copied to start on a cache line (``_aligned``). About 50-70 us per review in all
+(``scripts/benchmark_kernels.py``); the GIL is released, so a server's threads share the cores.
 
 The same numbers, not only nearly: the float32 sums add the same values in the order NumPy does (the sparse
 product's one-after-another sums, ``np.add.reduceat``'s pairwise sum), and the wide part's float64 sum of
