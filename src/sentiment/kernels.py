@@ -164,14 +164,12 @@ def _clean(buffer, ends, kind, ascii_map, strip_html, word, alnum, lower):
     As ``spaced_utf8``: each ``<...>`` becomes a space (``<[^>]*>``: a ``<`` with a ``>`` after it, up to
     the first), upper case is lowered (``ascii_map``, ``lower``), ASCII bytes other than letters, digits,
     ' ! ? become spaces, a character beyond ASCII stays if ``str.isalnum`` (``alnum``, by code point) and
-    is otherwise one space,
-    except U+2019 (a right single quote), which is an apostrophe; ! and ? are spaced apart, and an
-    apostrophe without a letter or digit (or a byte of a kept character beyond ASCII) on both sides becomes
-    a space."""
-    out = np.empty(3 * (len(buffer) * 3 // 2 + 1), dtype=np.uint8)
-    mid = np.empty(
-        len(buffer) * 3 // 2 + 1, dtype=np.uint8
-    )  # two characters' lower case takes 3 bytes, not 2
+    is otherwise one space, except U+2019 (a right single quote), which is an apostrophe; ! and ? are spaced
+    apart, and an apostrophe without a letter or digit (or a byte of a kept character beyond ASCII) on both
+    sides becomes a space."""
+    # two characters' lower case takes 3 bytes, not 2 (U+023A, U+023E): room for half as much again
+    mid = np.empty(len(buffer) * 3 // 2 + 1, dtype=np.uint8)
+    out = np.empty(3 * len(mid), dtype=np.uint8)  # ! and ? take 3 bytes each
     cased = len(lower)
     out_ends = np.empty(len(ends), dtype=np.int64)
     n, start = 0, 0
