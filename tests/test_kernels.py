@@ -241,9 +241,8 @@ def test_texts_are_cleaned_as_the_tokenizer_cleans_them(settings: TokenizerSetti
     entity = [settings.strip_html and kernels._ENTITY.search(t) is not None for t in texts]
     handed = [e or (not t.isascii() and not cleanable) for t, e in zip(texts, entity, strict=True)]
     assert len(tokeniser_calls) == sum(handed)
-    assert sum(not t.isascii() and not h for t, h in zip(texts, handed, strict=True)) > (
-        1500 if cleanable else -1
-    )
+    if cleanable:  # most texts beyond ASCII were cleaned by _clean
+        assert sum(not t.isascii() and not h for t, h in zip(texts, handed, strict=True)) > 1500
 
 
 def test_the_kernels_lower_case_and_letters_are_pythons() -> None:
