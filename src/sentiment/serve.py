@@ -145,8 +145,9 @@ async def _texts(request: Request, settings: ServeSettings) -> tuple[list[str], 
 
 
 # Calls of fewer texts run in the event loop even with threads: a few texts cost mostly Python that holds the
-# GIL, so a thread overlaps little of it and the hand-over costs more (16 single-text clients, back to back:
-# every call in a thread 882 req/s, p99 43 ms; every call in the loop 924 req/s, p99 24 ms)
+# GIL, so a thread overlaps little of it and the hand-over costs more (16 single-text clients, alternated,
+# the kernels taking every call: every call in a thread 1,391 / 1,296 req/s, p99 22.7 / 25.1 ms; calls
+# under 64 texts in the loop 2,128 / 1,994 req/s, p99 12.9 / 14.8 ms)
 THREAD_MIN_TEXTS = 64
 # a request's texts and the future its answer goes to
 Waiting = tuple[list[str], asyncio.Future[list[dict[str, Any]]]]
