@@ -12,11 +12,11 @@ import torch
 from sentiment import wide
 from sentiment.config import load_config
 from sentiment.errors import ConfigError
-from sentiment.explain import Cover, _occluded_wide, _text_tokens, explain
+from sentiment.explain import _occluded_wide, _text_tokens, explain
 from sentiment.features import Features, nb_ratios, nb_weights
 from sentiment.model import BagClassifier, SimpleMLP, export
 from sentiment.predictor import Predictor
-from sentiment.text import TokenBags
+from sentiment.text import Cover, TokenBags
 from test_explain import MARKER, train_marked
 
 

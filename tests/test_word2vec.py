@@ -25,19 +25,20 @@ def test_test_text_never_reaches_word2vec(tmp_path: Path, monkeypatch: pytest.Mo
     """The tutorial trained Word2Vec on every review, test ones included: we must not."""
     import sentiment.pipeline as pipeline
     import sentiment.prepare as prepare
+    import sentiment.prepared as prepared
 
     data = write_reviews(tmp_path / "r.csv", n=100)
     config_path = tmp_path / "c.yaml"
     config_path.write_text(TINY_CONFIG.format(output_dir=tmp_path / "runs", data=data))
     seen: list[list[str]] = []
-    real = prepare.train_word2vec
+    real = prepared.train_word2vec
 
     def spy(token_lists, *args, **kwargs):
         token_lists = list(token_lists)
         seen.extend(token_lists)
         return real(iter(token_lists), *args, **kwargs)
 
-    monkeypatch.setattr(prepare, "train_word2vec", spy)
+    monkeypatch.setattr(prepared, "train_word2vec", spy)  # the Word2Vec stage of both preparations
     config = load_config(config_path, ["training.epochs=1"])
     pipeline.train(config, tmp_path / "model")
     splits = prepare.load_splits(config.data, config.seed)

@@ -21,7 +21,7 @@ from sentiment.text import TokenBags, concat_bags
 if TYPE_CHECKING:
     from sentiment.config import TrainingConfig
     from sentiment.features import Features
-    from sentiment.prepare import Prepared
+    from sentiment.prepared import Prepared
 
 
 # Rows or ids mapped from disk (data.streaming): the pages read for batches are unmapped every this many

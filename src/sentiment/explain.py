@@ -29,7 +29,7 @@ from sentiment import wide as wide_part
 from sentiment.errors import SentimentError
 from sentiment.ngrams import add_ngrams
 from sentiment.pooling import WEIGHTED_POOLINGS
-from sentiment.text import TokenBags
+from sentiment.text import Cover, TokenBags
 from sentiment.tokenizer import _TAG
 
 if TYPE_CHECKING:
@@ -108,25 +108,6 @@ def log_odds(p: np.ndarray) -> np.ndarray:
     """log(p / (1 - p)), finite at 0 and 1."""
     p = np.clip(p, 1e-12, 1 - 1e-12)
     return np.log(p) - np.log1p(-p)
-
-
-@dataclass
-class Cover:
-    """Which word positions each known token of a text covers, as (token, word) pairs: a word covers itself,
-    an n-gram token each of its words."""
-
-    token: np.ndarray  # index into the text's known-token ids
-    word: np.ndarray  # word position
-    n_words: int
-
-    def dense(self, n_tokens: int) -> np.ndarray:
-        """(tokens, words) 0/1 matrix."""
-        out = np.zeros((n_tokens, self.n_words))
-        out[self.token, self.word] = 1.0
-        return out
-
-    def known_words(self) -> np.ndarray:
-        return np.bincount(self.word, minlength=self.n_words) > 0
 
 
 def _text_tokens(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray, Cover]:

@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 
+# metrics.json's headline figures, in the order tables show them (absent ones are skipped)
+METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "hamming_loss", "roc_auc")
+
 
 def compute_metrics(
     y_true: np.ndarray, probs: np.ndarray, threshold: Any = 0.5, labels: list[str] | None = None

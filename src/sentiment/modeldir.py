@@ -17,13 +17,12 @@ It is written atomically (``sentiment.atomic``). Reading it needs NumPy and safe
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 import os
 import stat
 import zlib
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field
 from datetime import datetime, timezone
 from itertools import pairwise
@@ -102,66 +101,37 @@ class SavedModel:
     mlp: MLPWeights
 
 
-@dataclass
-class RunReport:
-    """What a training run leaves beside the model: metrics, history, test rows and plots."""
-
-    metrics: dict[str, Any]  # {"test": ..., "validation": ..., "threshold": ...}
-    history: list[dict[str, Any]]
-    test_labels: np.ndarray  # class index of each test row
-    test_probs: np.ndarray
-    write_test_rows: Any  # callable(path): writes TEST_ROWS (from the data or the prepared-data cache)
-
-
 # -- writing --
 
 
-def _json(data: Any) -> str:
+def json_text(data: Any) -> str:
+    """The JSON files of a model directory: indented, UTF-8 as is, a final newline."""
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def save(target: Path, config: Config, model: SavedModel, report: RunReport) -> Path:
-    """Write the model directory under a temporary name, then move it into place in one step."""
+def save(
+    target: Path, config: Config, model: SavedModel, beside: Callable[[Path], None] | None = None
+) -> Path:
+    """Write the model directory under a temporary name, then move it into place in one step. ``beside``
+    writes the run's other files (``sentiment.run_report``) into the directory before it moves, so a reader
+    never sees a model without them."""
     from safetensors.numpy import save as safetensors_bytes
 
-    from sentiment import html_report
     from sentiment.atomic import atomic_dir
     from sentiment.paths import remember_last_model
-    from sentiment.plots import write_plots
-    from sentiment.predictor import Predictor
 
     tensors = {**model.features.to_tensors(), **model.mlp.to_tensors()}
     with atomic_dir(target) as staging:
         (staging / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-        (staging / "meta.json").write_text(_json(asdict(model.meta)), encoding="utf-8")
-        (staging / "vocab.json").write_text(_json(model.encoder.vocab), encoding="utf-8")
+        (staging / "meta.json").write_text(json_text(asdict(model.meta)), encoding="utf-8")
+        (staging / "vocab.json").write_text(json_text(model.encoder.vocab), encoding="utf-8")
         # Bytes written by us, not safetensors.save_file, whose file is private (0600) whatever the umask.
         arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
         (staging / "model.safetensors").write_bytes(safetensors_bytes(arrays, metadata={"format": FORMAT}))
-        (staging / "metrics.json").write_text(_json(report.metrics), encoding="utf-8")
-        (staging / "history.csv").write_text(_history_csv(report.history), encoding="utf-8")
-        report.write_test_rows(staging / TEST_ROWS)
-        write_plots(
-            staging,
-            report.history,
-            report.test_labels,
-            report.test_probs,
-            report.metrics["test"],
-            best_epoch=model.meta.best_epoch,
-            labels=tuple(model.meta.labels),
-        )
-        # last: it reads the files above back, as `sentiment report` does for any model directory
-        html_report.write(staging, Predictor(model, staging), shown_as=target, test_probs=report.test_probs)
+        if beside is not None:
+            beside(staging)
     remember_last_model(target)
     return target
-
-
-def _history_csv(history: list[dict[str, Any]]) -> str:
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=list(history[0]) if history else ["epoch"])
-    writer.writeheader()
-    writer.writerows(history)
-    return out.getvalue()
 
 
 def write_test_rows(path: Path, texts: list[str], labels: np.ndarray, names: list[str]) -> None:
@@ -641,7 +611,7 @@ def _metrics_problem(metrics: Any, n_labels: int) -> str | None:
 
 
 def _split_metrics_problem(figures: dict[str, Any], n_labels: int) -> str | None:
-    from sentiment.report import METRIC_KEYS
+    from sentiment.metrics import METRIC_KEYS
 
     for key in (*METRIC_KEYS, "threshold"):
         if figures.get(key) is not None and not _is_number(figures[key]):

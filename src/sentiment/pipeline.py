@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import reprlib
 import signal
@@ -24,7 +25,8 @@ from sentiment.config import Config, check_compatible
 from sentiment.errors import CheckpointError, ConfigError, TrainingInterrupted
 from sentiment.features import Features
 from sentiment.fit_state import FitStopped
-from sentiment.prepare import Prepared, prepare
+from sentiment.prepare import prepare
+from sentiment.prepared import Prepared
 from sentiment.progress import Reporter
 
 if TYPE_CHECKING:
@@ -99,7 +101,7 @@ def _train(
         refit = {"epochs": len(refitted.history), "rows": len(datasets["train"]) + len(datasets["val"])}
         history += [{**row, "phase": "refit"} for row in refitted.history_rows()]
     with reporter.stage("evaluate"):
-        from sentiment import modeldir
+        from sentiment import modeldir, run_report
         from sentiment.metrics import compute_metrics
         from sentiment.trainer import predict_probs
 
@@ -109,14 +111,15 @@ def _train(
     if distributed.is_main():  # one model directory, written by rank 0
         with reporter.stage("save"):
             saved = saved_model(config, prepared, features, model, fitted, refit, threshold, device)
-            report = modeldir.RunReport(
+            report = run_report.RunReport(
                 {"test": metrics, "validation": val_metrics, "threshold": threshold},
                 history,
                 prepared.labels["test"],
                 test_probs,
                 prepared.write_test_rows,
             )
-            modeldir.save(target, config, saved, report)
+            write_report = functools.partial(run_report.write, model=saved, report=report, shown_as=target)
+            modeldir.save(target, config, saved, beside=write_report)
             checkpoint.remove()  # the run is complete: nothing left to resume
     timings = dict(reporter.timings)
     return TrainOutput(target, metrics, val_metrics, history, names, timings, prepared.word2vec_cache_hit)

@@ -111,12 +111,11 @@ def print_report_location(model_dir: Path) -> None:
     )
 
 
-METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "f1_micro", "f1_weighted", "hamming_loss", "roc_auc")
-
-
 def metric_names(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """(shown name, key) of each headline metric present: "(macro)" for averages over several classes,
     "accuracy (subset)" for label sets. The terminal table and report.html both list these."""
+    from sentiment.metrics import METRIC_KEYS
+
     multilabel = "hamming_loss" in metrics
     multiclass = multilabel or isinstance(metrics.get("confusion_matrix"), list)
     names = []

@@ -39,12 +39,12 @@ from sentiment.errors import DataError
 from sentiment.ngrams import kept_ngrams, merge_counts, ngram_text_counts
 from sentiment.paths import scratch_dir
 from sentiment.phrases import apply_phrases, learn_phrases
+from sentiment.prepared import SPLITS, Prepared, learn_word_vectors, log_data, with_ngrams
 from sentiment.text import TextEncoder, TokenBags, token_ids
 from sentiment.tokenizer import TokenizerSettings, tokenize_many
 
 if TYPE_CHECKING:
     from sentiment.config import Config, DataConfig
-    from sentiment.prepare import Prepared
     from sentiment.progress import Reporter
 
 CHUNK_ROWS = 8192  # texts per chunk: a few MB of reviews
@@ -197,14 +197,12 @@ def _read_unlabeled(config: DataConfig, work: Path) -> TextStore:
 
 def prepare_streamed(config: Config, path: Path, reporter: Reporter) -> Prepared:
     """``sentiment.prepare``'s result for ``config``'s data, computed a chunk of texts at a time."""
-    from sentiment import prepare as in_memory
-
     with tempfile.TemporaryDirectory(prefix="streaming-", dir=scratch_dir()) as tmp:
         work = Path(tmp)
         with reporter.stage("read"):  # the "data" stage found the files
             data = read_streamed(config.data, config.seed, path, work)
-        labels = {name: data.split_labels(name) for name in in_memory.SPLITS}
-        prepared = in_memory.Prepared(
+        labels = {name: data.split_labels(name) for name in SPLITS}
+        prepared = Prepared(
             encoder=TextEncoder(TokenizerSettings.from_config(config.text), ngrams=config.text.ngrams),
             vectors=np.zeros((0, 0), np.float32),
             counts=np.zeros(0, np.int64),
@@ -223,7 +221,7 @@ def prepare_streamed(config: Config, path: Path, reporter: Reporter) -> Prepared
             word2vec_cache_hit=False,
             test_rows_writer=lambda target: _write_test_rows(target, data, labels["test"]),
         )
-        in_memory.log_data(reporter, prepared)
+        log_data(reporter, prepared)
         word_ids, lengths = _learn_vocabulary(config, data, prepared, work, reporter)
         with reporter.stage("encode"):
             start = time.perf_counter()
@@ -244,8 +242,6 @@ def _learn_vocabulary(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Phrases, Word2Vec and n-grams, as the in-memory preparation learns them; returns the training texts'
     word ids (on disk, -1 for words Word2Vec does not know) and their lengths."""
-    from sentiment.prepare import learn_word_vectors, with_ngrams
-
     text, encoder = config.text, p.encoder
 
     def corpus() -> Iterator[list[str]]:  # training words then unlabelled ones, as prepare's _corpus

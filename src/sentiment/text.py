@@ -303,3 +303,22 @@ class TextEncoder:
                 f"n_words = {short(n_words)}: must be an integer from 0 to {len(vocab):,} (the vocabulary)"
             )
         return cls(settings, frozenset(phrases), ngrams, vocab, n_words)
+
+
+@dataclass
+class Cover:
+    """Which word positions each known token of a text covers, as (token, word) pairs: a word covers itself,
+    an n-gram token each of its words."""
+
+    token: np.ndarray  # index into the text's known-token ids
+    word: np.ndarray  # word position
+    n_words: int
+
+    def dense(self, n_tokens: int) -> np.ndarray:
+        """(tokens, words) 0/1 matrix."""
+        out = np.zeros((n_tokens, self.n_words))
+        out[self.token, self.word] = 1.0
+        return out
+
+    def known_words(self) -> np.ndarray:
+        return np.bincount(self.word, minlength=self.n_words) > 0

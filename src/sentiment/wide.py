@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from sentiment.explain import Cover
-    from sentiment.text import TokenBags
+    from sentiment.text import Cover, TokenBags
 
 from sentiment.text import distinct_tokens
 
