@@ -442,7 +442,7 @@ def test_a_table_that_is_a_pipe_is_named_as_one(cli, trained_model: Path, tmp_pa
 
 def test_config_validate_does_not_wait_on_a_pipe(cli, tiny_config: Path, tmp_path: Path) -> None:
     """`config validate` opened a FIFO data.path to see that it is readable, and waited for a writer forever;
-    it now makes the checks reading makes (data.checked_format), as train does."""
+    it now makes the checks reading makes (datafiles.checked_format), as train does."""
     import threading
 
     fifo = tmp_path / "pipe.csv"

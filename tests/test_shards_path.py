@@ -11,7 +11,8 @@ import pytest
 
 from conftest import make_review
 from sentiment.config import load_config
-from sentiment.data import data_files, load_splits, read_chunks, read_table, read_unlabeled
+from sentiment.data import load_splits, read_chunks, read_table, read_unlabeled
+from sentiment.datafiles import data_files
 from sentiment.errors import DataError
 
 

@@ -158,9 +158,9 @@ def _no_nul(path: str | None) -> str | None:
 
 def _as_label(value: Any) -> Any:
     """YAML reads `1` as an int and `yes` as a bool: labels are compared as strings, written as the data's
-    are (``sentiment.data.label_text``: 1, 1.0 and "1.0" are "1"; surrounding spaces go)."""
+    are (``sentiment.datafiles.label_text``: 1, 1.0 and "1.0" are "1"; surrounding spaces go)."""
     if isinstance(value, bool | int | float | str):
-        from sentiment.data import label_text
+        from sentiment.datafiles import label_text
 
         return label_text(value)
     return value
@@ -447,7 +447,7 @@ def _check_data_settings(data: DataConfig) -> None:
 def check_files(config: Config) -> None:
     """The local files the config names exist (a Kaggle download is checked when it runs)."""
     data = config.data
-    from sentiment.data import checked_format, data_files
+    from sentiment.datafiles import checked_format, data_files
     from sentiment.errors import DataError
 
     for key in ("path", "test_path", "unlabeled_path"):

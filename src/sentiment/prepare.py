@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sentiment import cache
-from sentiment.data import READING_VERSION, Splits, data_files, load_splits, resolve_data_path
+from sentiment.data import READING_VERSION, Splits, load_splits, resolve_data_path
+from sentiment.datafiles import data_files
 from sentiment.download import download_progress
 from sentiment.errors import ConfigError, DataError
 from sentiment.modeldir import TEST_ROWS, write_test_rows

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiment.data import data_files
+from sentiment.datafiles import data_files
 from sentiment.errors import DataError, SentimentError
 
 if TYPE_CHECKING:
