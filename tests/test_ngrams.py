@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CONFIG, write_reviews
-from sentiment.ngrams import add_ngrams, frequent_ngrams, ngram_vectors
+from sentiment.ngrams import add_ngrams, frequent_ngrams, ngram_text_counts, ngram_vectors
 
 
 def test_add_ngrams() -> None:
@@ -56,6 +57,28 @@ def test_vectorised_counting_equals_counting_strings(n: int) -> None:
     # a vocabulary so large that trigram keys would overflow int64 counts the strings instead, alike
     huge = {**known, **{f"pad{i}": 10 + i for i in range(2_100_000)}} if n == 3 else known
     assert frequent_ngrams(texts, n, 3, None, huge) == got
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_text_counts_alike_with_one_sort_key_and_with_two(size: int) -> None:
+    """Small radixes count each (n-gram, text) pair as one int64; past 2**63 a two-key sort does: both give
+    the definition's keys (word ids as digits) and numbers of texts."""
+    from collections import Counter
+
+    rng = np.random.default_rng(size)
+    lengths = rng.integers(0, 40, size=60)  # long enough that texts repeat n-grams
+    ids = rng.integers(-1, 6, size=int(lengths.sum()))  # -1: an unknown word, in no n-gram
+    bounds = np.cumsum(np.r_[0, lengths])
+    for base in (10, 2**31 if size == 2 else 2**20):  # keys fit int64; (key, text) pairs only for 10
+        assert base**size < 2**63 and (base**size * len(lengths) <= 2**63) == (base == 10)
+        texts: Counter[int] = Counter()
+        for lo, hi in itertools.pairwise(bounds):
+            text = ids[lo:hi].tolist()
+            grams = (text[i : i + size] for i in range(len(text) - size + 1))
+            texts.update({sum(w * base**k for k, w in enumerate(reversed(g))) for g in grams if min(g) >= 0})
+        keys, counts = ngram_text_counts(ids, lengths, size, base)
+        assert keys.tolist() == sorted(texts) and counts.tolist() == [texts[k] for k in sorted(texts)]
+        assert len(keys) > 20 and counts.max() > 1
 
 
 @pytest.mark.parametrize(
