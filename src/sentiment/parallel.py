@@ -6,6 +6,7 @@ token lists and vocabulary they work on are never pickled; only each task's resu
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Sequence
 from itertools import pairwise
@@ -33,6 +34,11 @@ def can_fork() -> bool:
 
 
 def _adopt(tasks: Sequence[Callable[[], Any]]) -> None:
+    # The objects inherited from the parent (its token lists, torch's modules) are never garbage here: frozen,
+    # the worker's collections skip them instead of walking (and copying on write) the parent's whole heap.
+    # Encoding 25,000 IMDB reviews in 4 forked tasks, the parent holding 22,500 tokenised ones: 1.84-1.99 s
+    # without this, 1.44-1.50 s with it (alternated).
+    gc.freeze()
     _TASKS.append(tasks)
     from threadpoolctl import threadpool_limits
 
