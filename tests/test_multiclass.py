@@ -265,3 +265,38 @@ def test_a_label_with_no_training_example_is_named(tmp_path: Path) -> None:
         load_splits(
             DataConfig(path=str(only), text_column="text", label_column="label", positive_label="x"), seed=0
         )
+
+
+@pytest.mark.parametrize(
+    ("names", "columns", "shows"),
+    [
+        (["neg", "neu", "pos"], 80, "names"),
+        ([f"a_rather_long_label_{i:02d}" for i in range(12)], 200, "numbers"),
+        ([f"a_rather_long_label_{i:02d}" for i in range(30)], 80, "note"),
+    ],
+)
+def test_the_confusion_table_fits_the_terminal(
+    capsys, monkeypatch, names: list[str], columns: int, shows: str
+) -> None:
+    """Squeezed into the terminal, rich printed a 30-label matrix with every cell empty. The table is headed
+    by the names, by numbers when the names are too wide, or replaced by a line saying where the matrix is."""
+    from sentiment.report import print_metrics
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    n = len(names)
+    matrix = [[7 if i == j else i + j for j in range(n)] for i in range(n)]
+    figures = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 7}
+    metrics = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "n": 7 * n}
+    metrics |= {"confusion_matrix": matrix, "per_class": dict.fromkeys(names, figures)}
+    print_metrics(metrics, title="Test metrics")
+    out = capsys.readouterr().out
+    table_lines = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+    assert max(map(len, table_lines)) <= columns and "…" not in out
+    cells = f"│ {names[-1]} │" if shows == "names" else f"│ {n} {names[-1]} │"
+    if shows == "note":
+        assert f"Confusion matrix: {n} x {n}, wider than this terminal ({columns} columns)" in out
+        assert "Confusion matrix (rows" not in out
+    else:
+        assert ("by number" in out) == (shows == "numbers")
+        row = next(line for line in out.splitlines() if line.startswith(cells))
+        assert row.split("│")[-2].strip() == "7"  # the last class's diagonal cell, printed

@@ -74,13 +74,16 @@ def _print_multiclass(console: Any, metrics: dict[str, Any]) -> None:
     names = list(metrics["per_class"])
     multilabel = "hamming_loss" in metrics
     if not multilabel:
-        cm_table = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
-        cm_table.add_column("")
-        for name in names:
-            cm_table.add_column(name, justify="right")
-        for name, row in zip(names, metrics["confusion_matrix"], strict=True):
-            cm_table.add_row(name, *map(str, row))
-        console.print(cm_table)
+        matrix = metrics["confusion_matrix"]
+        cm_table = _confusion_table(names, matrix, console.width)
+        if cm_table is not None:
+            console.print(cm_table)
+        else:  # squeezed into the terminal, rich would print every cell empty
+            console.print(
+                f"Confusion matrix: {len(names)} x {len(names)}, wider than this terminal ({console.width} "
+                "columns): see --json's confusion_matrix, or the model's confusion_matrix.png",
+                markup=False,
+            )
     per_class = Table(title="Per label" if multilabel else "Per class", title_justify="left")
     extra = ("threshold", "tp", "fp", "fn") if multilabel else ()
     for column in ("class", "precision", "recall", "f1", "support", *extra):
@@ -93,6 +96,26 @@ def _print_multiclass(console: Any, metrics: dict[str, Any]) -> None:
     console.print(per_class)
     if metrics.get("no_known_words"):
         console.print(f"{metrics['no_known_words']} text(s) had no known word (scored from a zero vector)")
+
+
+def _confusion_table(names: list[str], matrix: list[list[int]], width: int) -> Any:
+    """The N x N confusion matrix as a table that fits ``width`` columns: headed by the class names, or by
+    their numbers (each row starts with its number) when the names are too wide; None when neither fits."""
+    from rich.console import Console
+    from rich.table import Table
+
+    measure = Console(width=1 << 20).measure  # the table's natural width: a narrow console would squeeze it
+    for numbered in (False, True):
+        title = "Confusion matrix (rows: true, columns: predicted" + (", by number)" if numbered else ")")
+        table = Table(title=title, title_justify="left")
+        table.add_column("")
+        for number, name in enumerate(names, 1):
+            table.add_column(str(number) if numbered else name, justify="right")
+        for number, (name, row) in enumerate(zip(names, matrix, strict=True), 1):
+            table.add_row(f"{number} {name}" if numbered else name, *map(str, row))
+        if measure(table).maximum <= width:
+            return table
+    return None
 
 
 def print_report_location(model_dir: Path) -> None:
