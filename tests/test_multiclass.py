@@ -300,3 +300,28 @@ def test_the_confusion_table_fits_the_terminal(
         assert ("by number" in out) == (shows == "numbers")
         row = next(line for line in out.splitlines() if line.startswith(cells))
         assert row.split("│")[-2].strip() == "7"  # the last class's diagonal cell, printed
+
+
+def test_a_legend_of_30_long_class_names_fits_the_plot(tmp_path: Path) -> None:
+    """The per-class precision-recall legend takes as many columns as its longest name leaves room for: four
+    columns of 30 long names were cut off at both sides of precision_recall.png."""
+    from matplotlib.figure import Figure
+
+    from sentiment.plots import _precision_recall_per_class
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 30, 600)
+    probs = rng.random((600, 30))
+    probs[np.arange(600), y] += 1
+    figures: list[Figure] = []
+    _precision_recall_per_class(
+        lambda **kw: figures.append(Figure(**kw)) or figures[-1],
+        tmp_path / "pr.png",
+        y,
+        probs / probs.sum(axis=1, keepdims=True),
+        [f"emotion_{i:02d}_long_name" for i in range(30)],
+    )
+    fig = figures[0]
+    box = fig.legends[0].get_window_extent()  # as laid out when saved
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    assert len(fig.legends[0].get_texts()) == 30 and (tmp_path / "pr.png").stat().st_size > 0

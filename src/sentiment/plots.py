@@ -206,7 +206,8 @@ def _precision_recall_per_class(
     """One-vs-rest precision-recall curve of every class, its average precision in the legend."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    fig = figure(figsize=(6.4, 4.8 + 0.12 * len(labels)), layout="constrained")
+    width = 6.4
+    fig = figure(figsize=(width, 4.8 + 0.12 * len(labels)), layout="constrained")
     ax = fig.subplots()
     for c, name in enumerate(labels):
         truth = y_true[:, c] if y_true.ndim == 2 else (y_true == c).astype(np.int64)
@@ -222,12 +223,18 @@ def _precision_recall_per_class(
         ylim=(0, 1.02),
     )
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=min(4, max(1, len(labels))), fontsize="x-small")
-    return _save(fig, path)
+    entries = [line.get_label() for line in ax.get_lines()]
+    # As many columns as the longest entry leaves room for: x-small text takes about 0.055 in a character,
+    # the line sample and padding about 0.6 in (4 columns of 30-character names were cut off at both sides)
+    longest = max(map(len, entries), default=0)
+    columns = max(1, min(4, len(entries), int(width // (0.055 * longest + 0.6))))
+    fig.legend(loc="outside lower center", ncols=columns, fontsize="x-small")
+    return _save(fig, path, whole=True)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, whole: bool = False) -> Path:
+    """Save at 110 dpi; ``whole``: grow the image to whatever sticks out (a legend of very long names)."""
     if fig.get_layout_engine() is None:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight" if whole else None)
     return path
