@@ -86,3 +86,20 @@ def test_multiclass_report(cli, tmp_path: Path) -> None:
         assert f"<td>{name}</td><td>{figures['precision']:.4f}</td>" in page
     matrix = page[page.index("Confusion matrix") :]
     assert "<th></th><th>mixed</th><th>negative</th><th>positive</th>" in matrix
+
+
+def test_a_confusion_matrix_of_30_long_names_is_numbered_and_scrolls_by_itself() -> None:
+    """30 class names heading the columns pushed the page sideways: numbers head them instead, each row
+    starts with its number and name, and the table scrolls inside its own box."""
+    from sentiment.html_report import metrics_section
+
+    names = [f"emotion_{i:02d}_long_name" for i in range(30)]
+    matrix = [[9 if i == j else 0 for j in range(30)] for i in range(30)]
+    figures = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 9}
+    test = {"accuracy": 1.0, "n": 270, "confusion_matrix": matrix, "per_class": dict.fromkeys(names, figures)}
+    section = metrics_section({"test": test}, names)
+    table = section[section.index("Confusion matrix (rows: true, columns: predicted, by number)") :]
+    assert table.count('<div class="wide"><table class="confusion">') == 1
+    assert "<th></th><th>1</th><th>2</th>" in table and "<th>30</th></tr></thead>" in table
+    assert "<tr><td>30 emotion_29_long_name</td>" + "<td>0</td>" * 29 + "<td>9</td></tr>" in table
+    assert "<th>emotion_00_long_name</th>" not in table

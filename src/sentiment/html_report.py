@@ -23,6 +23,7 @@ from sentiment.report import binary_per_class, metric_names
 
 REPORT = "report.html"
 MISTAKES = 20
+HEADER_CHARS = 80  # class names longer than this in all head the confusion matrix's columns by number
 
 _STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -35,6 +36,7 @@ th, td { padding: .2rem .7rem; border-bottom: 1px solid #eee; text-align: right;
 th:first-child, td:first-child { text-align: left; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; } .plots figure { margin: 0; }
 .plots img { max-width: 28rem; border: 1px solid #eee; }
+.wide { overflow-x: auto; } .confusion td:first-child { white-space: nowrap; }
 pre { background: #f6f6f6; padding: .8rem; overflow-x: auto; font-size: .85rem; }
 .mistake { border: 1px solid #ddd; border-radius: .4rem; padding: .6rem .8rem; margin: .8rem 0; }
 .mistake .head { font-weight: 600; } .mistake .text { margin-top: .3rem; white-space: pre-wrap; }
@@ -85,8 +87,16 @@ def metrics_section(metrics: dict[str, Any], labels: Sequence[str]) -> str:
         ]
     elif isinstance(cm, list):
         names = list(test.get("per_class", labels))
-        cm_rows = [[name, *row] for name, row in zip(names, cm, strict=True)]
-        parts += ["<h3>Confusion matrix (rows: true, columns: predicted)</h3>", _table(["", *names], cm_rows)]
+        # names head the columns while they fit the page; else numbers do, and each row starts with its number
+        numbered = sum(map(len, names)) > HEADER_CHARS
+        header = ["", *(str(i) for i in range(1, len(names) + 1))] if numbered else ["", *names]
+        cm_rows = [
+            [f"{i} {name}" if numbered else name, *row]
+            for i, (name, row) in enumerate(zip(names, cm, strict=True), 1)
+        ]
+        title = "Confusion matrix (rows: true, columns: predicted" + (", by number)" if numbered else ")")
+        # a matrix wider than the page still scrolls by itself, not the page
+        parts += [f"<h3>{title}</h3>", f'<div class="wide">{_table(header, cm_rows, "confusion")}</div>']
     return "\n".join(parts)
 
 
