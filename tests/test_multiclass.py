@@ -325,3 +325,19 @@ def test_a_legend_of_30_long_class_names_fits_the_plot(tmp_path: Path) -> None:
     box = fig.legends[0].get_window_extent()  # as laid out when saved
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width
     assert len(fig.legends[0].get_texts()) == 30 and (tmp_path / "pr.png").stat().st_size > 0
+
+
+def test_long_label_names_wrap_in_the_per_label_table(capsys, monkeypatch) -> None:
+    """At 80 columns the 9 columns of a label-set table cut every long name to 'emotion_…': now they wrap."""
+    from sentiment.report import print_metrics
+
+    monkeypatch.setenv("COLUMNS", "80")
+    names = [f"emotion_{i:02d}_long_name" for i in range(3)]
+    figures = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 7, "threshold": 0.4}
+    figures |= {"tp": 3, "fp": 1, "fn": 2}
+    metrics = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "hamming_loss": 0.1, "n": 21}
+    print_metrics(metrics | {"confusion_matrix": None, "per_class": dict.fromkeys(names, figures)}, title="T")
+    out = capsys.readouterr().out
+    table = out[out.index("Per label") :]
+    first_cells = "".join(line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│"))
+    assert "…" not in out and first_cells == "".join(names)

@@ -86,8 +86,9 @@ def _print_multiclass(console: Any, metrics: dict[str, Any]) -> None:
             )
     per_class = Table(title="Per label" if multilabel else "Per class", title_justify="left")
     extra = ("threshold", "tp", "fp", "fn") if multilabel else ()
-    for column in ("class", "precision", "recall", "f1", "support", *extra):
-        per_class.add_column(column, justify="left" if column == "class" else "right")
+    per_class.add_column("class", overflow="fold")  # a long name wraps, not cut to "emotion_…" on every row
+    for column in ("precision", "recall", "f1", "support", *extra):
+        per_class.add_column(column, justify="right")
     for name, figures in metrics["per_class"].items():
         cells = [f"{figures[k]:.4f}" for k in ("precision", "recall", "f1")] + [str(figures["support"])]
         if multilabel:
