@@ -19,7 +19,7 @@ import numpy as np
 
 from sentiment.explain import Explanation, explain
 from sentiment.predictor import Predictor
-from sentiment.report import binary_per_class, metric_names
+from sentiment.report import binary_per_class, confusion_layout, metric_names
 
 REPORT = "report.html"
 MISTAKES = 20
@@ -88,15 +88,12 @@ def metrics_section(metrics: dict[str, Any], labels: Sequence[str]) -> str:
     elif isinstance(cm, list):
         names = list(test.get("per_class", labels))
         # names head the columns while they fit the page; else numbers do, and each row starts with its number
-        numbered = sum(map(len, names)) > HEADER_CHARS
-        header = ["", *(str(i) for i in range(1, len(names) + 1))] if numbered else ["", *names]
-        cm_rows = [
-            [f"{i} {name}" if numbered else name, *row]
-            for i, (name, row) in enumerate(zip(names, cm, strict=True), 1)
-        ]
-        title = "Confusion matrix (rows: true, columns: predicted" + (", by number)" if numbered else ")")
+        title, heads, cm_rows = confusion_layout(names, cm, numbered=sum(map(len, names)) > HEADER_CHARS)
         # a matrix wider than the page still scrolls by itself, not the page
-        parts += [f"<h3>{title}</h3>", f'<div class="wide">{_table(header, cm_rows, "confusion")}</div>']
+        parts += [
+            f"<h3>{title}</h3>",
+            f'<div class="wide">{_table(["", *heads], cm_rows, "confusion")}</div>',
+        ]
     return "\n".join(parts)
 
 

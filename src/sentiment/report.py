@@ -99,21 +99,35 @@ def _print_multiclass(console: Any, metrics: dict[str, Any]) -> None:
         console.print(f"{metrics['no_known_words']} text(s) had no known word (scored from a zero vector)")
 
 
+def confusion_layout(
+    names: Sequence[str], matrix: Sequence[Sequence[int]], numbered: bool
+) -> tuple[str, list[str], list[list[Any]]]:
+    """Title, column heads and rows of the N x N matrix, headed by the class names or, ``numbered``, by their
+    numbers (each row then starts with its number and name). The terminal and report.html both show it so."""
+    title = "Confusion matrix (rows: true, columns: predicted" + (", by number)" if numbered else ")")
+    heads = [str(i) for i in range(1, len(names) + 1)] if numbered else list(names)
+    rows = [
+        [f"{i} {name}" if numbered else name, *row]
+        for i, (name, row) in enumerate(zip(names, matrix, strict=True), 1)
+    ]
+    return title, heads, rows
+
+
 def _confusion_table(names: list[str], matrix: list[list[int]], width: int) -> Any:
-    """The N x N confusion matrix as a table that fits ``width`` columns: headed by the class names, or by
-    their numbers (each row starts with its number) when the names are too wide; None when neither fits."""
+    """The matrix as a table that fits ``width`` columns: headed by the class names, or by their numbers when
+    the names are too wide; None when neither fits."""
     from rich.console import Console
     from rich.table import Table
 
     measure = Console(width=1 << 20).measure  # the table's natural width: a narrow console would squeeze it
     for numbered in (False, True):
-        title = "Confusion matrix (rows: true, columns: predicted" + (", by number)" if numbered else ")")
+        title, heads, rows = confusion_layout(names, matrix, numbered)
         table = Table(title=title, title_justify="left")
         table.add_column("")
-        for number, name in enumerate(names, 1):
-            table.add_column(str(number) if numbered else name, justify="right")
-        for number, (name, row) in enumerate(zip(names, matrix, strict=True), 1):
-            table.add_row(f"{number} {name}" if numbered else name, *map(str, row))
+        for head in heads:
+            table.add_column(head, justify="right")
+        for row in rows:
+            table.add_row(*map(str, row))
         if measure(table).maximum <= width:
             return table
     return None
