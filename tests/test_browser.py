@@ -92,3 +92,34 @@ def test_report_renders_offline(browser, trained_model: Path) -> None:
     assert page.locator(".mistake").count() == min(cm["fp"] + cm["fn"], 20)
     assert "\nseed: 7\n" in page.locator("pre.config").inner_text()
     page.close()
+
+
+def test_long_label_names_are_shown_whole_beside_aligned_bars(browser, cli, tmp_path: Path) -> None:
+    """The bars' name column grows to the longest label (up to 18rem): a fixed 9rem clipped 20-character
+    names, and the bars of every label still start at the same x."""
+    from test_multiclass import QUICK, three_labels
+
+    long = {name: f"{name}_sentiment_class" for name in ("positive", "negative", "mixed")}
+    data = three_labels(tmp_path / "three.csv")
+    rows = data.read_text().splitlines()
+    renamed = [rows[0], *(row.rsplit(",", 1)[0] + "," + long[row.rsplit(",", 1)[1]] for row in rows[1:])]
+    data.write_text("\n".join(renamed) + "\n")
+    assert cli(["train", "--data", data, "-o", tmp_path / "m", "-q", *QUICK]).exit_code == 0
+    proc, url = start_server(tmp_path / "m")
+    try:
+        page = browser.new_page(viewport={"width": 900, "height": 900})
+        page.goto(url)
+        page.fill("#text", "a great and wonderful film")
+        page.click("#go")
+        page.wait_for_selector("#result:not([hidden])", timeout=10000)
+        names = page.locator("#bars .bar span.name")
+        assert sorted(names.all_inner_texts()) == sorted(long.values())
+        assert names.evaluate_all("els => els.every(e => e.scrollWidth <= e.clientWidth)")  # none clipped
+        lefts = page.locator("#bars .bar div.track").evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().left)"
+        )
+        assert len(lefts) == 3 and max(lefts) - min(lefts) < 1
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
